@@ -1,0 +1,20 @@
+//! The Fennel front-end: source text -> forms (reader) -> Lua text (compiler).
+//!
+//! The compiler is line-preserving: each Lua statement starts on the line of the
+//! Fennel form it came from, so Lua error messages and tracebacks name ci.fnl lines.
+
+pub mod compiler;
+pub mod error;
+pub mod form;
+pub mod reader;
+
+pub use compiler::CompileOptions;
+pub use error::{FennelError, Stage};
+pub use form::{Form, FormKind, Span};
+
+/// Read and compile a whole Fennel source file to Lua text.
+pub fn compile_source(source: &str, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
+    let source: std::sync::Arc<str> = source.into();
+    let forms = reader::read_all(&source, file)?;
+    compiler::compile(&forms, &source, file, options)
+}

@@ -1,0 +1,6 @@
+//! quire-core: everything of quire-ci but the command line.
+//!
+//! Data flows one way: source -> forms -> Lua -> registrations -> pipeline ->
+//! scheduler -> runtime events -> wire events -> sinks.
+
+pub mod fennel;
