@@ -1,1 +1,36 @@
-fn main() {}
+//! quire-ci: run a CI pipeline written in Fennel against a local workspace.
+
+mod cli;
+mod commands;
+mod reporter;
+mod sink;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit codes (design §6).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let workspace = cli.workspace.unwrap_or_else(|| PathBuf::from("."));
+    let code = match cli.command {
+        Command::Validate(args) => commands::validate::run(&workspace, &args),
+        Command::Run(args) => commands::run::run(&workspace, &args),
+        Command::Fennel(args) => commands::fennel::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// Show an error on stderr the way every quire-ci error looks.
+pub fn report_error(diagnostic: impl miette::Diagnostic + Send + Sync + 'static) {
+    eprintln!("{:?}", miette::Report::new(diagnostic));
+}

@@ -3,4 +3,7 @@
 //! Data flows one way: source -> forms -> Lua -> registrations -> pipeline ->
 //! scheduler -> runtime events -> wire events -> sinks.
 
+pub mod ci;
 pub mod fennel;
+pub mod lua;
+pub mod secret;

@@ -3,6 +3,9 @@
 //! The compiler is line-preserving: each Lua statement starts on the line of the
 //! Fennel form it came from, so Lua error messages and tracebacks name ci.fnl lines.
 
+// Errors carry their source for rendering; they are rare, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod compiler;
 pub mod error;
 pub mod form;
@@ -13,7 +16,11 @@ pub use error::{FennelError, Stage};
 pub use form::{Form, FormKind, Span};
 
 /// Read and compile a whole Fennel source file to Lua text.
-pub fn compile_source(source: &str, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
+pub fn compile_source(
+    source: &str,
+    file: &str,
+    options: &CompileOptions,
+) -> Result<String, FennelError> {
     let source: std::sync::Arc<str> = source.into();
     let forms = reader::read_all(&source, file)?;
     compiler::compile(&forms, &source, file, options)

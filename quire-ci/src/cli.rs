@@ -1,0 +1,137 @@
+//! The command line (design §6).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use quire_core::ci::run::SecretSpec;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quire-ci",
+    version,
+    about = "Run a CI pipeline written in Fennel against a local workspace"
+)]
+pub struct Cli {
+    /// The workspace: the directory holding .quire/ci.fnl [default: the current directory]
+    #[arg(short = 'w', long = "workspace", value_name = "DIR", global = true)]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the pipeline and list its jobs in the order they can run
+    Validate(ValidateArgs),
+    /// Run the pipeline
+    Run(RunArgs),
+    /// Run a Fennel file in the sandbox, or print the Lua it compiles to
+    Fennel(FennelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    /// Jobs in topological order with their inputs
+    Text,
+    /// A JSON document for tools
+    Json,
+    /// A Graphviz graph (`dot -Tsvg`)
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the JSONL event stream goes: `null` (drop it), `stdout`, or a file path (use ./null for a file named null)
+    #[arg(long, value_name = "null|stdout|PATH", default_value = "null")]
+    pub events: String,
+
+    /// Keep command logs in DIR/jobs/<job>/sh-<n>.log [default: a temporary directory removed at exit]
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Run up to N jobs at once [default: the number of CPUs]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+
+    /// Stop at the first failed job: cancel running jobs, start no more
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// The commit being built [default: the workspace's HEAD]
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+
+    /// The ref being built, e.g. refs/heads/main [default: the workspace's current ref]
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+
+    /// Declare a secret for runtime.secret: NAME=env:VAR or NAME=file:PATH (repeatable)
+    #[arg(long = "secret", value_name = "NAME=env:VAR|NAME=file:PATH")]
+    pub secrets: Vec<SecretSpec>,
+
+    /// Bound every command that sets no :timeout, e.g. 90s, 10m, 1h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Show only failures and the summary
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FennelArgs {
+    /// Print the compiled Lua instead of running it
+    #[arg(long)]
+    pub compile: bool,
+
+    /// The Fennel file
+    pub file: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!("invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds")
+    };
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(invalid);
+    }
+    let signed: jiff::SignedDuration = text.parse().map_err(|_| invalid())?;
+    Duration::try_from(signed)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

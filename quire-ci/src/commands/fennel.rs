@@ -1,0 +1,65 @@
+//! `quire-ci fennel FILE`: run a Fennel file in the sandbox (its `print` to
+//! stdout), or with `--compile` print the Lua it compiles to.
+
+use quire_core::ci::load::lua_error_message;
+use quire_core::fennel::{FennelError, compile_source};
+use quire_core::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
+
+use crate::cli::FennelArgs;
+use crate::{exit, report_error};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+enum FennelCommandError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fennel(Box<FennelError>),
+    /// A Lua error at run time; its message names the file and line.
+    #[error("{0}")]
+    Lua(String),
+}
+
+impl FennelCommandError {
+    fn from_lua(err: &mlua::Error) -> Self {
+        match fennel_error(err) {
+            Some(fennel) => FennelCommandError::Fennel(Box::new(fennel.clone())),
+            None => FennelCommandError::Lua(lua_error_message(err)),
+        }
+    }
+}
+
+pub fn run(args: &FennelArgs) -> u8 {
+    match execute(args) {
+        Ok(()) => exit::OK,
+        Err(err) => {
+            let code = if matches!(err, FennelCommandError::Read { .. }) { exit::USAGE } else { exit::FAILED };
+            report_error(err);
+            code
+        }
+    }
+}
+
+fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
+    let display = args.file.display().to_string();
+    let read_error = |source| FennelCommandError::Read { path: display.clone(), source };
+    if args.compile {
+        let source = std::fs::read_to_string(&args.file).map_err(read_error)?;
+        let lua = compile_source(&source, &display, &Sandbox::compile_options())
+            .map_err(|e| FennelCommandError::Fennel(Box::new(e)))?;
+        print!("{lua}");
+        return Ok(());
+    }
+    // `require` finds modules beside the file.
+    let module_dir = match args.file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => ".".into(),
+    };
+    let sandbox = Sandbox::new(Some(module_dir), None, PrintTarget::Stdout).map_err(|e| FennelCommandError::from_lua(&e))?;
+    let chunk = sandbox.load_file(&args.file, &display).map_err(|e| match e {
+        LoadError::Read(source) => read_error(source),
+        LoadError::Fennel(err) => FennelCommandError::Fennel(err),
+        LoadError::Lua(err) => FennelCommandError::from_lua(&err),
+    })?;
+    chunk.call::<()>(()).map_err(|e| FennelCommandError::from_lua(&e))
+}

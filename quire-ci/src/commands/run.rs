@@ -1,0 +1,196 @@
+//! `quire-ci run`: open the events sink, run the pipeline on a tokio
+//! current-thread runtime, turn the end of the run into an exit code.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use quire_core::ci::event::{EventKind, RunOutcome};
+use quire_core::ci::run::{self, RunEnd, RunRequest, render_plain};
+use quire_core::ci::runtime::{Emitter, Observer};
+use quire_core::ci::schedule::StopReason;
+use tokio::sync::watch;
+
+use super::resolve_workspace;
+use crate::cli::RunArgs;
+use crate::reporter::Reporter;
+use crate::sink::EventSink;
+use crate::{exit, report_error};
+
+/// How long a command gets between SIGTERM and SIGKILL when it is stopped.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+enum SetupError {
+    #[error("cannot open the events file {path}: {source}")]
+    #[diagnostic(
+        code(quire::events),
+        help("--events takes null, stdout, or a writable file path")
+    )]
+    Events {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the log directory {}: {source}", .path.display())]
+    #[diagnostic(code(quire::out_dir))]
+    OutDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{0}")]
+    #[diagnostic(code(quire::record))]
+    Record(String),
+}
+
+pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
+    // The sink comes first: from here on, every way the run ends is recorded.
+    let sink = match EventSink::open(&args.events) {
+        Ok(sink) => Rc::new(RefCell::new(sink)),
+        Err(source) => {
+            report_error(SetupError::Events {
+                path: args.events.clone(),
+                source,
+            });
+            return exit::USAGE;
+        }
+    };
+    let reporter: Box<dyn Observer> = Box::new(Reporter::stderr(args.quiet));
+    let emitter = Rc::new(RefCell::new(Emitter::new(vec![
+        reporter,
+        Box::new(sink.clone()),
+    ])));
+
+    let code = match prepare(workspace, args) {
+        Ok((request, _temp_dir)) => execute(request, emitter.clone()),
+        Err(message) => {
+            let error = Some(message);
+            emitter.borrow_mut().wire(EventKind::RunFinished {
+                outcome: RunOutcome::Failed,
+                error,
+            });
+            match emitter.borrow_mut().take_failure() {
+                Some(failure) => record_failed(&failure.to_string()),
+                None => exit::USAGE,
+            }
+        }
+    };
+    if let Err(err) = sink.borrow_mut().finish() {
+        let what = sink
+            .borrow()
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "stdout".into());
+        return record_failed(&format!("cannot flush the events to {what}: {err}"));
+    }
+    code
+}
+
+/// Check the workspace and the log directory. The error is the rendered diagnostic.
+fn prepare(
+    workspace: &Path,
+    args: &RunArgs,
+) -> Result<(RunRequest, Option<tempfile::TempDir>), String> {
+    let workspace = resolve_workspace(workspace).map_err(|e| render_plain(&e))?;
+    let (out_dir, temp_dir) = match &args.out_dir {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| std::path::absolute(dir))
+            .map(|dir| (dir, None))
+            .map_err(|source| {
+                render_plain(&SetupError::OutDir {
+                    path: dir.clone(),
+                    source,
+                })
+            })?,
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("quire-ci-")
+                .tempdir()
+                .map_err(|source| {
+                    render_plain(&SetupError::OutDir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })
+                })?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let parallelism = match args.jobs {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let request = RunRequest {
+        workspace,
+        out_dir,
+        parallelism,
+        fail_fast: args.fail_fast,
+        sha: args.sha.clone(),
+        git_ref: args.git_ref.clone(),
+        secrets: args.secrets.clone(),
+        default_timeout: args.timeout,
+        kill_grace: KILL_GRACE,
+    };
+    Ok((request, temp_dir))
+}
+
+fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let error = Some(render_plain(&SetupError::Runtime(err)));
+            emitter.borrow_mut().wire(EventKind::RunFinished {
+                outcome: RunOutcome::Failed,
+                error,
+            });
+            return exit::USAGE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let end = local.block_on(&runtime, async {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        tokio::task::spawn_local(watch_signals(stop_tx));
+        run::run(request, emitter, stop_rx).await
+    });
+    match end {
+        RunEnd::RecordFailed(failure) => record_failed(&failure.to_string()),
+        end => u8::try_from(end.exit_code()).unwrap_or(exit::FAILED),
+    }
+}
+
+fn record_failed(message: &str) -> u8 {
+    report_error(SetupError::Record(message.to_string()));
+    3
+}
+
+/// First SIGINT/SIGTERM: ask the run to stop cleanly. Second: exit at once
+/// (commands die with us through their parent-death signal).
+async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut received = false;
+    loop {
+        let signal = tokio::select! {
+            _ = interrupt.recv() => libc::SIGINT,
+            _ = terminate.recv() => libc::SIGTERM,
+        };
+        if received {
+            eprintln!("quire-ci: second signal, exiting now");
+            std::process::exit(128 + signal);
+        }
+        received = true;
+        eprintln!("quire-ci: stopping (signal {signal}); send it again to exit at once");
+        stop.send_replace(Some(StopReason::Signal(signal)));
+    }
+}

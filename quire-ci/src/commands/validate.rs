@@ -1,0 +1,104 @@
+//! `quire-ci validate`: load the pipeline and show its jobs.
+
+use std::path::Path;
+
+use quire_core::ci::load;
+use quire_core::ci::pipeline::Pipeline;
+use quire_core::lua::PrintTarget;
+use serde_json::json;
+
+use super::resolve_workspace;
+use crate::cli::{ValidateArgs, ValidateFormat};
+use crate::{exit, report_error};
+
+pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
+    let workspace = match resolve_workspace(workspace) {
+        Ok(dir) => dir,
+        Err(err) => {
+            report_error(err);
+            return exit::USAGE;
+        }
+    };
+    let loaded = match load::load(&workspace, PrintTarget::Stderr) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            let code = if err.is_setup() {
+                exit::USAGE
+            } else {
+                exit::FAILED
+            };
+            report_error(err);
+            return code;
+        }
+    };
+    let text = match args.format {
+        ValidateFormat::Text => text(&loaded.pipeline, &loaded.file),
+        ValidateFormat::Json => json(&loaded.pipeline, &loaded.file),
+        ValidateFormat::Dot => dot(&loaded.pipeline),
+    };
+    print!("{text}");
+    exit::OK
+}
+
+fn text(pipeline: &Pipeline, file: &str) -> String {
+    let n = pipeline.jobs.len();
+    let mut out = format!("{file}: {n} job{}\n", if n == 1 { "" } else { "s" });
+    if let Some(image) = &pipeline.image {
+        out.push_str(&format!("image: {image}\n"));
+    }
+    let width = pipeline.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
+    for &i in &pipeline.order {
+        let job = &pipeline.jobs[i];
+        out.push_str(&format!(
+            "{:<width$}  <- {}\n",
+            job.id,
+            job.inputs.join(", ")
+        ));
+    }
+    out
+}
+
+fn json(pipeline: &Pipeline, file: &str) -> String {
+    let jobs: Vec<_> = pipeline
+        .order
+        .iter()
+        .map(|&i| {
+            let job = &pipeline.jobs[i];
+            json!({
+                "id": job.id,
+                "inputs": job.inputs,
+                "line": job.location.as_ref().map(|l| l.line),
+            })
+        })
+        .collect();
+    let doc = json!({ "file": file, "image": pipeline.image, "jobs": jobs });
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&doc).expect("plain JSON")
+    )
+}
+
+fn dot(pipeline: &Pipeline) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box];\n");
+    let mut sources: Vec<&str> = Vec::new();
+    for &i in &pipeline.order {
+        for input in &pipeline.jobs[i].inputs {
+            if pipeline.job_index(input).is_none() && !sources.contains(&input.as_str()) {
+                sources.push(input);
+            }
+        }
+    }
+    for source in sources {
+        out.push_str(&format!("  {} [shape=ellipse];\n", quote(source)));
+    }
+    for &i in &pipeline.order {
+        let job = &pipeline.jobs[i];
+        out.push_str(&format!("  {};\n", quote(&job.id)));
+        for input in &job.inputs {
+            out.push_str(&format!("  {} -> {};\n", quote(input), quote(&job.id)));
+        }
+    }
+    out.push_str("}\n");
+    out
+}

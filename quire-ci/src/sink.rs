@@ -1,0 +1,68 @@
+//! Where the JSONL event stream goes (`--events`, design §3).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use quire_core::ci::runtime::{Observer, RuntimeEvent};
+
+/// The run record's destination. Each event is one `write` of one whole line,
+/// flushed at once, so a reader (or a crash) never sees half a line.
+pub enum EventSink {
+    Null,
+    Stdout,
+    File { file: File, path: PathBuf },
+}
+
+impl EventSink {
+    /// `null`, `stdout`, or a path (created or truncated now, before anything runs).
+    pub fn open(spec: &str) -> io::Result<EventSink> {
+        match spec {
+            "null" => Ok(EventSink::Null),
+            "stdout" => Ok(EventSink::Stdout),
+            path => {
+                let path = PathBuf::from(path);
+                let file = File::create(&path)?;
+                Ok(EventSink::File { file, path })
+            }
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            EventSink::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Make the record durable: fsync the file.
+    pub fn finish(&mut self) -> io::Result<()> {
+        match self {
+            EventSink::File { file, .. } => file.sync_all(),
+            EventSink::Stdout => io::stdout().flush(),
+            EventSink::Null => Ok(()),
+        }
+    }
+}
+
+impl Observer for EventSink {
+    fn observe(&mut self, event: &RuntimeEvent) -> io::Result<()> {
+        let RuntimeEvent::Wire(event) = event else {
+            return Ok(());
+        };
+        if matches!(self, EventSink::Null) {
+            return Ok(());
+        }
+        let mut line = event.to_json_line();
+        line.push('\n');
+        match self {
+            EventSink::File { file, .. } => file.write_all(line.as_bytes()),
+            EventSink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(line.as_bytes())?;
+                out.flush()
+            }
+            EventSink::Null => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Finding, compiling and executing `.quire/ci.fnl` (or `ci.lua`) into a
+//! validated pipeline, with diagnostics on the pipeline source.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use super::pipeline::{self, Location, Pipeline, PipelineError, Registry};
+use super::runtime::RuntimeGlobal;
+use crate::fennel::{FennelError, FormKind, reader};
+use crate::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
+
+/// A pipeline ready to run, with the VM its functions live in.
+pub struct LoadedPipeline {
+    pub sandbox: Sandbox,
+    pub pipeline: Pipeline,
+    pub runtime_global: RuntimeGlobal,
+    /// The pipeline file as shown to the user (`.quire/ci.fnl`).
+    pub file: String,
+}
+
+/// Why there is no pipeline to run.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum LoadFailure {
+    /// Set-up problem: exit 2.
+    #[error("no pipeline in {}: expected .quire/ci.fnl (or .quire/ci.lua)", .workspace.display())]
+    #[diagnostic(
+        code(quire::no_pipeline),
+        help("create .quire/ci.fnl, or point -w at the workspace that has one")
+    )]
+    NoPipeline { workspace: PathBuf },
+
+    #[error("cannot read {}: {source}", .path.display())]
+    #[diagnostic(code(quire::io))]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fennel(Box<FennelError>),
+
+    /// The pipeline code raised an error while registering jobs.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lua(Box<SourceDiagnostic>),
+
+    #[error("invalid pipeline: {} error{}", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    #[diagnostic(code(quire::invalid_pipeline))]
+    Invalid(#[related] Vec<SourceDiagnostic>),
+}
+
+impl LoadFailure {
+    /// A set-up error (exit 2) rather than an invalid pipeline (exit 1).
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            LoadFailure::NoPipeline { .. } | LoadFailure::Read { .. }
+        )
+    }
+}
+
+/// One message labelled on a line of pipeline code, when we know the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceDiagnostic {
+    pub message: String,
+    pub help: Option<String>,
+    pub location: Option<Location>,
+    code: Option<NamedSource<Arc<str>>>,
+    span: Option<SourceSpan>,
+}
+
+impl Diagnostic for SourceDiagnostic {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.code.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(None, span),
+        )))
+    }
+}
+
+impl SourceDiagnostic {
+    /// Attach the source line `location` points at, reading the file from the workspace.
+    fn new(
+        message: String,
+        help: Option<String>,
+        location: Option<Location>,
+        workspace: &Path,
+    ) -> Self {
+        let mut diagnostic = SourceDiagnostic {
+            message,
+            help,
+            location: location.clone(),
+            code: None,
+            span: None,
+        };
+        if let Some(location) = location {
+            if let Ok(text) = std::fs::read_to_string(workspace.join(&location.file)) {
+                let text: Arc<str> = text.into();
+                diagnostic.span = span_of_line(&text, &location, location.file.ends_with(".fnl"));
+                diagnostic.code = Some(NamedSource::new(&location.file, text));
+            }
+        }
+        diagnostic
+    }
+}
+
+/// Load the workspace's pipeline. `print` is where pipeline code's `print` goes.
+pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, LoadFailure> {
+    let quire_dir = workspace.join(".quire");
+    let path = ["ci.fnl", "ci.lua"]
+        .iter()
+        .map(|name| quire_dir.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| LoadFailure::NoPipeline {
+            workspace: workspace.to_path_buf(),
+        })?;
+    let file = path
+        .strip_prefix(workspace)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+
+    let sandbox = Sandbox::new(Some(quire_dir), Some(workspace.to_path_buf()), print)
+        .map_err(|e| lua_failure(e, workspace))?;
+    let registry = Rc::new(RefCell::new(Registry::default()));
+    let module_registry = registry.clone();
+    sandbox.register_module(
+        "quire.ci",
+        Box::new(move |lua| {
+            Ok(mlua::Value::Table(pipeline::ci_module(
+                lua,
+                module_registry.clone(),
+            )?))
+        }),
+    );
+    sandbox.register_module(
+        "quire.runtime",
+        Box::new(|lua| lua.globals().get("runtime")),
+    );
+    let runtime_global =
+        RuntimeGlobal::install(sandbox.lua()).map_err(|e| lua_failure(e, workspace))?;
+
+    let chunk = sandbox.load_file(&path, &file).map_err(|e| match e {
+        LoadError::Read(source) => LoadFailure::Read {
+            path: path.clone(),
+            source,
+        },
+        LoadError::Fennel(err) => LoadFailure::Fennel(err),
+        LoadError::Lua(err) => lua_failure(err, workspace),
+    })?;
+    chunk
+        .call::<()>(())
+        .map_err(|e| lua_failure(e, workspace))?;
+
+    let pipeline = pipeline::validate(&registry.borrow()).map_err(|errors| {
+        LoadFailure::Invalid(
+            errors
+                .into_iter()
+                .map(
+                    |PipelineError {
+                         message,
+                         help,
+                         location,
+                     }| {
+                        SourceDiagnostic::new(message, help, location, workspace)
+                    },
+                )
+                .collect(),
+        )
+    })?;
+    Ok(LoadedPipeline {
+        sandbox,
+        pipeline,
+        runtime_global,
+        file,
+    })
+}
+
+fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
+    if let Some(fennel) = fennel_error(&err) {
+        return LoadFailure::Fennel(Box::new(fennel.clone()));
+    }
+    let message = lua_error_message(&err);
+    let location = error_location(&message);
+    LoadFailure::Lua(Box::new(SourceDiagnostic::new(
+        message, None, location, workspace,
+    )))
+}
+
+/// The message of a Lua error, without mlua's wrapping ("runtime error: ", tracebacks).
+pub fn lua_error_message(err: &mlua::Error) -> String {
+    match err {
+        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::MemoryError(message) => format!("out of memory: {message}"),
+        mlua::Error::CallbackError { cause, .. } => lua_error_message(cause),
+        mlua::Error::WithContext { context, cause } => {
+            format!("{context}: {}", lua_error_message(cause))
+        }
+        mlua::Error::ExternalError(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `.quire/ci.fnl:12: boom` -> the file and line it names, if it names one.
+pub fn error_location(message: &str) -> Option<Location> {
+    let mut parts = message.splitn(3, ':');
+    let file = parts.next()?;
+    let line = parts.next()?.trim().parse().ok()?;
+    (file.ends_with(".fnl") || file.ends_with(".lua")).then(|| Location {
+        file: file.to_string(),
+        line,
+    })
+}
+
+/// The span to label for something declared at `location`: in Fennel, the
+/// list form that starts on that line (the `(ci.job …)` call when there is
+/// one); otherwise the line itself.
+fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool) -> Option<SourceSpan> {
+    let line_start = source
+        .split_inclusive('\n')
+        .take(location.line.checked_sub(1)?)
+        .map(str::len)
+        .sum::<usize>();
+    if line_start > source.len() {
+        return None;
+    }
+    let line_text = source[line_start..].split('\n').next().unwrap_or("");
+    let line_end = line_start + line_text.len();
+    if fennel {
+        if let Ok(forms) = reader::read_all(source, &location.file) {
+            let mut best = None;
+            let mut stack: Vec<&crate::fennel::Form> = forms.iter().collect();
+            while let Some(form) = stack.pop() {
+                if form.span.end <= line_start || form.span.start > line_end {
+                    continue;
+                }
+                if let FormKind::List(items) | FormKind::Seq(items) = &form.kind {
+                    if (line_start..=line_end).contains(&form.span.start) {
+                        let is_registration =
+                            items.first().and_then(|h| h.as_sym()).is_some_and(|s| {
+                                s.ends_with(".job")
+                                    || s.ends_with(".image")
+                                    || s.ends_with(".mirror")
+                            });
+                        // Prefer a registration call, then the form that starts first (the outermost).
+                        let candidate = (!is_registration, form.span.start, form.span.end);
+                        if best.is_none_or(|b| candidate < b) {
+                            best = Some(candidate);
+                        }
+                    }
+                    stack.extend(items.iter());
+                }
+            }
+            if let Some((_, start, end)) = best {
+                return Some((start, end - start).into());
+            }
+        }
+    }
+    let indent = line_text.len() - line_text.trim_start().len();
+    Some((line_start + indent, line_text.trim().len()).into())
+}

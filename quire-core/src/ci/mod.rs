@@ -1,0 +1,11 @@
+//! Everything about running a pipeline: the wire events, the pipeline model,
+//! the runtime given to jobs, processes, and the scheduler.
+
+pub mod event;
+pub mod load;
+pub mod pipeline;
+pub mod process;
+pub mod push;
+pub mod run;
+pub mod runtime;
+pub mod schedule;

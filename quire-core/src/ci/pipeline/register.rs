@@ -1,0 +1,82 @@
+//! `quire.ci`: the registration API pipeline code calls.
+//!
+//! Registration records what it was given, however wrong, with the line that
+//! gave it; `validate` then reports every problem at once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{Lua, Table, Value};
+
+use super::Location;
+
+/// One `(ci.job id inputs run-fn)` call, as given.
+#[derive(Debug, Clone)]
+pub struct JobRegistration {
+    pub id: Value,
+    pub inputs: Value,
+    pub run_fn: Value,
+    pub location: Option<Location>,
+}
+
+/// One `(ci.image name)` call, as given.
+#[derive(Debug, Clone)]
+pub struct ImageRegistration {
+    pub name: Value,
+    pub location: Option<Location>,
+}
+
+/// Everything pipeline code registered, in call order.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub jobs: Vec<JobRegistration>,
+    pub images: Vec<ImageRegistration>,
+}
+
+/// Build the `quire.ci` module table, recording into `registry`.
+pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Table> {
+    let module = lua.create_table()?;
+    let jobs = registry.clone();
+    module.set(
+        "job",
+        lua.create_function(move |lua, (id, inputs, run_fn): (Value, Value, Value)| {
+            let location = caller_location(lua);
+            jobs.borrow_mut().jobs.push(JobRegistration {
+                id,
+                inputs,
+                run_fn,
+                location,
+            });
+            Ok(())
+        })?,
+    )?;
+    module.set(
+        "image",
+        lua.create_function(move |lua, name: Value| {
+            let location = caller_location(lua);
+            registry
+                .borrow_mut()
+                .images
+                .push(ImageRegistration { name, location });
+            Ok(())
+        })?,
+    )?;
+    Ok(module)
+}
+
+/// The file and line of the pipeline code that called the running Rust
+/// function: the nearest frame from a file (async functions sit behind a
+/// wrapper frame of mlua's own).
+pub fn caller_location(lua: &Lua) -> Option<Location> {
+    (1..8).find_map(|level| {
+        lua.inspect_stack(level, |debug| {
+            let source = debug.source().source?.into_owned();
+            let file = source.strip_prefix('@')?.to_string();
+            Some(Location {
+                file,
+                line: debug.current_line()?,
+            })
+        })
+        .flatten()
+    })
+}

@@ -1,0 +1,471 @@
+//! Registrations -> a validated `Pipeline`, or every problem found, each with
+//! the place it was declared (design §4, "Validation collects every error").
+
+use std::collections::{BTreeSet, HashMap};
+
+use mlua::Value;
+
+use super::register::{JobRegistration, Registry};
+use super::{Job, Location, Pipeline, SOURCES};
+
+/// One thing wrong with the pipeline, at one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineError {
+    pub message: String,
+    pub help: Option<String>,
+    pub location: Option<Location>,
+}
+
+impl PipelineError {
+    fn new(message: impl Into<String>, location: &Option<Location>) -> Self {
+        PipelineError {
+            message: message.into(),
+            help: None,
+            location: location.clone(),
+        }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A registration whose fields have the right types (it may still be wrong in the graph).
+struct Candidate<'a> {
+    id: String,
+    inputs: Vec<String>,
+    registration: &'a JobRegistration,
+    /// Has an error of its own; jobs downstream of it are not also called unreachable.
+    broken: bool,
+}
+
+pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
+    let mut errors = Vec::new();
+
+    let mut image = None;
+    for (i, reg) in registry.images.iter().enumerate() {
+        match (&reg.name, i) {
+            (Value::String(name), 0) => image = Some(name.to_string_lossy()),
+            (Value::String(_), _) => {
+                let first = registry.images[0]
+                    .location
+                    .as_ref()
+                    .map(|l| format!(" (first at {l})"))
+                    .unwrap_or_default();
+                errors.push(PipelineError::new(
+                    format!("duplicate image: ci.image may be called once{first}"),
+                    &reg.location,
+                ));
+            }
+            (other, _) => errors.push(PipelineError::new(
+                format!(
+                    "ci.image expects a string naming the image, got {}",
+                    other.type_name()
+                ),
+                &reg.location,
+            )),
+        }
+    }
+
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut run_fns = Vec::new();
+    for reg in &registry.jobs {
+        let id = job_id(reg, &mut errors);
+        // Keep checking a job whose id is wrong, so every mistake is reported at once.
+        let name = id.clone().unwrap_or_else(|| match &reg.id {
+            Value::String(s) => s.to_string_lossy(),
+            _ => "?".to_string(),
+        });
+        let inputs = job_inputs(reg, &name, &mut errors);
+        let run_fn = match &reg.run_fn {
+            Value::Function(f) => Some(f.clone()),
+            other => {
+                errors.push(PipelineError::new(
+                    format!(
+                        "job '{name}': run-fn must be a function, got {}",
+                        other.type_name()
+                    ),
+                    &reg.location,
+                ));
+                None
+            }
+        };
+        let Some(id) = id else { continue };
+        if let Some(first) = candidates.iter().find(|c| c.id == id) {
+            let first = first
+                .registration
+                .location
+                .as_ref()
+                .map(|l| format!(" (first declared at {l})"))
+                .unwrap_or_default();
+            errors.push(PipelineError::new(
+                format!("duplicate job '{id}'{first}"),
+                &reg.location,
+            ));
+            continue;
+        }
+        let broken = inputs.is_none() || run_fn.is_none();
+        candidates.push(Candidate {
+            id,
+            inputs: inputs.unwrap_or_default(),
+            registration: reg,
+            broken,
+        });
+        run_fns.push(run_fn);
+    }
+
+    let index: HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut broken: Vec<bool> = candidates.iter().map(|c| c.broken).collect();
+    for (i, candidate) in candidates.iter().enumerate() {
+        for input in &candidate.inputs {
+            if index.contains_key(input.as_str()) || SOURCES.contains(&input.as_str()) {
+                continue;
+            }
+            broken[i] = true;
+            let mut error = PipelineError::new(
+                format!(
+                    "job '{}': input '{input}' is neither a job nor a source",
+                    candidate.id
+                ),
+                &candidate.registration.location,
+            );
+            let nearest = candidates
+                .iter()
+                .map(|c| c.id.as_str())
+                .chain(SOURCES.iter().copied())
+                .filter(|other| *other != candidate.id)
+                .map(|other| (strsim::levenshtein(input, other), other))
+                .min();
+            error = match nearest {
+                Some((distance, other)) if distance <= input.len().max(3) / 2 + 1 => {
+                    error.help(format!("did you mean '{other}'?"))
+                }
+                _ => error.help(format!(
+                    "inputs name jobs declared in the pipeline, or the source {}",
+                    SOURCES.join(", ")
+                )),
+            };
+            errors.push(error);
+        }
+    }
+
+    let edges: Vec<Vec<usize>> = candidates
+        .iter()
+        .map(|c| {
+            c.inputs
+                .iter()
+                .filter_map(|input| index.get(input.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let cycles = find_cycles(&edges);
+    let mut in_cycle = vec![false; candidates.len()];
+    for cycle in &cycles {
+        for &i in cycle {
+            in_cycle[i] = true;
+        }
+        let names: Vec<&str> = cycle.iter().map(|&i| candidates[i].id.as_str()).collect();
+        let first = cycle[0];
+        errors.push(
+            PipelineError::new(
+                format!("cycle between jobs: {} -> {}", names.join(" -> "), names[0]),
+                &candidates[first].registration.location,
+            )
+            .help("a job cannot depend on itself, directly or through other jobs"),
+        );
+    }
+
+    // A job is rooted when some input is a source or a rooted job. Broken jobs count
+    // as rooted so that one mistake is not reported again for every job below it.
+    let mut rooted: Vec<bool> = broken.clone();
+    loop {
+        let mut changed = false;
+        for (i, candidate) in candidates.iter().enumerate() {
+            if rooted[i] || in_cycle[i] {
+                continue;
+            }
+            let reached = candidate.inputs.iter().any(|input| {
+                SOURCES.contains(&input.as_str())
+                    || index
+                        .get(input.as_str())
+                        .is_some_and(|&p| rooted[p] && !in_cycle[p])
+            });
+            if reached {
+                rooted[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (i, candidate) in candidates.iter().enumerate() {
+        if !rooted[i] && !in_cycle[i] {
+            errors.push(
+                PipelineError::new(
+                    format!(
+                        "job '{}' is not reachable from a source: its inputs lead only to a cycle",
+                        candidate.id
+                    ),
+                    &candidate.registration.location,
+                )
+                .help(format!(
+                    "a job runs when its inputs finish; start the chain at {}",
+                    SOURCES.join(", ")
+                )),
+            );
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let order = topological_order(&edges);
+    let jobs = candidates
+        .into_iter()
+        .zip(run_fns)
+        .map(|(c, run_fn)| Job {
+            id: c.id,
+            inputs: c.inputs,
+            run_fn: run_fn.expect("checked above"),
+            location: c.registration.location.clone(),
+        })
+        .collect();
+    Ok(Pipeline { jobs, image, order })
+}
+
+fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<String> {
+    let id = match &reg.id {
+        Value::String(s) => s.to_string_lossy(),
+        other => {
+            errors.push(PipelineError::new(
+                format!(
+                    "ci.job expects a job id (a string or keyword), got {}",
+                    other.type_name()
+                ),
+                &reg.location,
+            ));
+            return None;
+        }
+    };
+    if id.is_empty() {
+        errors.push(PipelineError::new("job id is empty", &reg.location));
+        return None;
+    }
+    if id.contains('/') {
+        errors.push(
+            PipelineError::new(format!("job id '{id}' contains '/'"), &reg.location)
+                .help("'/' is reserved for sources such as quire/push"),
+        );
+        return None;
+    }
+    Some(id)
+}
+
+fn job_inputs(
+    reg: &JobRegistration,
+    id: &str,
+    errors: &mut Vec<PipelineError>,
+) -> Option<Vec<String>> {
+    let table = match &reg.inputs {
+        Value::Table(t) => t,
+        other => {
+            errors.push(PipelineError::new(
+                format!(
+                    "job '{id}': inputs must be a sequence of job ids or sources, got {}",
+                    other.type_name()
+                ),
+                &reg.location,
+            ));
+            return None;
+        }
+    };
+    let mut inputs = Vec::new();
+    for value in table.sequence_values::<Value>() {
+        match value {
+            Ok(Value::String(s)) => inputs.push(s.to_string_lossy()),
+            Ok(other) => {
+                errors.push(PipelineError::new(
+                    format!(
+                        "job '{id}': each input must be a string, got {}",
+                        other.type_name()
+                    ),
+                    &reg.location,
+                ));
+                return None;
+            }
+            Err(e) => {
+                errors.push(PipelineError::new(
+                    format!("job '{id}': cannot read inputs: {e}"),
+                    &reg.location,
+                ));
+                return None;
+            }
+        }
+    }
+    if inputs.is_empty() {
+        errors.push(
+            PipelineError::new(format!("job '{id}' has no inputs"), &reg.location)
+                .help("name the jobs it follows, or [:quire/push] to run on every push"),
+        );
+        return None;
+    }
+    Some(inputs)
+}
+
+/// Every cycle (strongly connected component with more than one job, or a job
+/// that names itself), each listed from its first-declared job in edge order.
+fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = edges.len();
+    // Tarjan's algorithm, iterative so deep chains cannot overflow the stack.
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0;
+    let mut components = Vec::new();
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (v, ref mut child)) = work.last_mut() {
+            if *child == 0 {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(*child) {
+                *child += 1;
+                if index[w] == usize::MAX {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                let self_loop = component.len() == 1 && edges[v].contains(&v);
+                if component.len() > 1 || self_loop {
+                    components.push(component);
+                }
+            }
+        }
+    }
+    components
+        .into_iter()
+        .map(|component| order_cycle(&component, edges))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Walk a component from its first-declared job along input edges, so the
+/// message reads as a path (`a -> b -> a`).
+fn order_cycle(component: &[usize], edges: &[Vec<usize>]) -> Vec<usize> {
+    let start = *component.iter().min().expect("non-empty");
+    let mut path = vec![start];
+    let mut current = start;
+    while path.len() < component.len() {
+        let next = edges[current]
+            .iter()
+            .copied()
+            .find(|w| component.contains(w) && !path.contains(w));
+        match next {
+            Some(w) => {
+                path.push(w);
+                current = w;
+            }
+            None => {
+                // Not a simple cycle through every member; list the rest in declaration order.
+                let mut rest: Vec<usize> = component
+                    .iter()
+                    .copied()
+                    .filter(|w| !path.contains(w))
+                    .collect();
+                rest.sort();
+                path.extend(rest);
+                break;
+            }
+        }
+    }
+    path
+}
+
+/// Kahn's algorithm over `edges` (job -> its input jobs), picking the
+/// first-declared ready job each time.
+fn topological_order(edges: &[Vec<usize>]) -> Vec<usize> {
+    let n = edges.len();
+    let mut waiting: Vec<usize> = edges
+        .iter()
+        .map(|inputs| inputs.iter().collect::<BTreeSet<_>>().len())
+        .collect();
+    let mut dependents = vec![Vec::new(); n];
+    for (i, inputs) in edges.iter().enumerate() {
+        for &p in inputs.iter().collect::<BTreeSet<_>>() {
+            dependents[p].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topological_order_keeps_declaration_order_for_ties() {
+        // 0: build, 1: lint, 2: test <- build, 3: deploy <- test, lint
+        let edges = vec![vec![], vec![], vec![0], vec![2, 1]];
+        assert_eq!(topological_order(&edges), vec![0, 1, 2, 3]);
+        // Declared in reverse: deploy first.
+        let edges = vec![vec![1, 2], vec![3], vec![], vec![]];
+        assert_eq!(topological_order(&edges), vec![2, 3, 1, 0]);
+    }
+
+    #[test]
+    fn cycles_are_found_and_walked_as_paths() {
+        let edges = vec![vec![2], vec![0], vec![1], vec![3], vec![]];
+        assert_eq!(find_cycles(&edges), vec![vec![0, 2, 1], vec![3]]);
+    }
+
+    #[test]
+    fn deep_chains_do_not_overflow() {
+        let n = 100_000;
+        let edges: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
+        assert!(find_cycles(&edges).is_empty());
+        assert_eq!(topological_order(&edges).len(), n);
+    }
+}

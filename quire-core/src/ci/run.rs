@@ -1,0 +1,352 @@
+//! One run, start to end: secrets, pipeline, `run_started`, the jobs,
+//! `run_finished`. Every way it ends writes `run_finished` last (design §6).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::str::FromStr;
+use std::time::Duration;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
+use mlua::{Lua, Table};
+use tokio::sync::watch;
+
+use super::event::{EventKind, JobOutcome, RunOutcome};
+use super::load::{self, LoadFailure};
+use super::push::{PushInfo, read_push_info};
+use super::runtime::{Emitter, RecordError, RunContext};
+use super::schedule::{self, JobState, ScheduleOptions, StopReason};
+use crate::lua::PrintTarget;
+use crate::secret::Redactor;
+
+/// Where a secret's value comes from: `NAME=env:VAR` or `NAME=file:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub name: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl FromStr for SecretSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let (name, source) = spec
+            .split_once('=')
+            .ok_or("expected NAME=env:VAR or NAME=file:PATH")?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "secret name '{name}' must be letters, digits, _ or -"
+            ));
+        }
+        let source = if let Some(var) = source.strip_prefix("env:") {
+            if var.is_empty() {
+                return Err("env: needs a variable name, as in NAME=env:VAR".into());
+            }
+            SecretSource::Env(var.to_string())
+        } else if let Some(path) = source.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("file: needs a path, as in NAME=file:PATH".into());
+            }
+            SecretSource::File(PathBuf::from(path))
+        } else {
+            return Err(format!(
+                "unknown secret source '{source}': expected env:VAR or file:PATH"
+            ));
+        };
+        Ok(SecretSpec {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+/// Everything `quire-ci run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub workspace: PathBuf,
+    pub out_dir: PathBuf,
+    pub parallelism: usize,
+    pub fail_fast: bool,
+    pub sha: Option<String>,
+    pub git_ref: Option<String>,
+    pub secrets: Vec<SecretSpec>,
+    pub default_timeout: Option<Duration>,
+    pub kill_grace: Duration,
+}
+
+/// How the run ended, which decides the exit code (design §6).
+#[derive(Debug)]
+pub enum RunEnd {
+    Complete,
+    /// A job failed (or `--fail-fast` stopped the run).
+    Failed,
+    /// The pipeline did not load; `setup` when the cause was the environment rather than the code.
+    NotLoaded {
+        setup: bool,
+    },
+    /// A secret could not be read.
+    SetupError,
+    /// Interrupted by this signal.
+    Interrupted(i32),
+    /// The events or a log could not be written.
+    RecordFailed(RecordError),
+}
+
+impl RunEnd {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunEnd::Complete => 0,
+            RunEnd::Failed => 1,
+            RunEnd::NotLoaded { setup: false } => 1,
+            RunEnd::NotLoaded { setup: true } | RunEnd::SetupError => 2,
+            RunEnd::RecordFailed(_) => 3,
+            RunEnd::Interrupted(signal) => 128 + signal,
+        }
+    }
+}
+
+/// Render a diagnostic as plain text (no colour), the way `run_finished.error` carries it.
+pub fn render_plain(diagnostic: &dyn Diagnostic) -> String {
+    let mut out = String::new();
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor());
+    if handler.render_report(&mut out, diagnostic).is_err() {
+        out = diagnostic.to_string();
+    }
+    out.trim_end().to_string()
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+enum SecretError {
+    #[error("secret {name}: environment variable {var} is not set")]
+    #[diagnostic(
+        code(quire::secret),
+        help("export {var}, or declare the secret with NAME=file:PATH")
+    )]
+    Unset { name: String, var: String },
+    #[error("secret {name}: cannot read {}: {source}", .path.display())]
+    #[diagnostic(code(quire::secret))]
+    Unreadable {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, SecretError> {
+    let mut secrets = BTreeMap::new();
+    for spec in specs {
+        let value = match &spec.source {
+            SecretSource::Env(var) => match std::env::var_os(var) {
+                Some(value) => value.into_encoded_bytes(),
+                None => {
+                    return Err(SecretError::Unset {
+                        name: spec.name.clone(),
+                        var: var.clone(),
+                    });
+                }
+            },
+            SecretSource::File(path) => {
+                let mut bytes = std::fs::read(path).map_err(|source| SecretError::Unreadable {
+                    name: spec.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                // Files written by editors and `echo` end in a newline that is not part of the secret.
+                if bytes.ends_with(b"\n") {
+                    bytes.pop();
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                bytes
+            }
+        };
+        secrets.insert(spec.name.clone(), value);
+    }
+    Ok(secrets)
+}
+
+/// Run the pipeline of `request.workspace`, reporting to `emitter`. Must be
+/// called inside a tokio `LocalSet` (jobs are local tasks on one VM).
+pub async fn run(
+    request: RunRequest,
+    emitter: Rc<RefCell<Emitter>>,
+    stop: watch::Receiver<Option<StopReason>>,
+) -> RunEnd {
+    let finish = |emitter: &Rc<RefCell<Emitter>>,
+                  outcome: RunOutcome,
+                  error: Option<String>,
+                  end: RunEnd| {
+        emitter
+            .borrow_mut()
+            .wire(EventKind::RunFinished { outcome, error });
+        match emitter.borrow_mut().take_failure() {
+            Some(failure) => RunEnd::RecordFailed(failure),
+            None => end,
+        }
+    };
+
+    let secrets = match read_secrets(&request.secrets) {
+        Ok(secrets) => secrets,
+        Err(err) => {
+            return finish(
+                &emitter,
+                RunOutcome::Failed,
+                Some(render_plain(&err)),
+                RunEnd::SetupError,
+            );
+        }
+    };
+    let redactor = Redactor::new(secrets.values().cloned());
+
+    let loaded = match load::load(&request.workspace, PrintTarget::Stderr) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            let setup = err.is_setup();
+            let text = redactor.redact_str(&render_plain(&err as &dyn Diagnostic));
+            let _: &LoadFailure = &err;
+            return finish(
+                &emitter,
+                RunOutcome::Failed,
+                Some(text),
+                RunEnd::NotLoaded { setup },
+            );
+        }
+    };
+    let lua = loaded.sandbox.lua();
+    let pipeline = &loaded.pipeline;
+
+    let push = read_push_info(
+        &request.workspace,
+        request.sha.as_deref(),
+        request.git_ref.as_deref(),
+    );
+    emitter.borrow_mut().wire(EventKind::RunStarted {
+        sha: push.sha.clone(),
+        git_ref: push.r#ref.clone(),
+        jobs: pipeline.jobs.iter().map(|j| j.id.clone()).collect(),
+    });
+
+    let mut outputs = HashMap::new();
+    match push_table(lua, &push) {
+        Ok(table) => {
+            outputs.insert("quire/push".to_string(), mlua::Value::Table(table));
+        }
+        Err(err) => {
+            let text = format!("cannot build the quire/push output: {err}");
+            return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::Failed);
+        }
+    }
+    let cancel = watch::Sender::new(false);
+    let context = Rc::new(RunContext {
+        workspace: request.workspace.clone(),
+        out_dir: request.out_dir.clone(),
+        secrets,
+        redactor,
+        emitter: emitter.clone(),
+        cancel: cancel.subscribe(),
+        default_timeout: request.default_timeout,
+        kill_grace: request.kill_grace,
+        outputs: RefCell::new(outputs),
+    });
+    let options = ScheduleOptions {
+        parallelism: request.parallelism,
+        fail_fast: request.fail_fast,
+    };
+    let summary = schedule::execute(
+        lua,
+        pipeline,
+        &loaded.runtime_global,
+        &context,
+        &cancel,
+        stop,
+        options,
+    )
+    .await;
+
+    if let Some(StopReason::Signal(signal)) = summary.stopped_by {
+        return finish(
+            &emitter,
+            RunOutcome::Cancelled,
+            None,
+            RunEnd::Interrupted(signal),
+        );
+    }
+    let failed = summary.states.iter().any(|s| {
+        matches!(
+            s,
+            JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
+        )
+    });
+    if failed {
+        finish(&emitter, RunOutcome::Failed, None, RunEnd::Failed)
+    } else {
+        finish(&emitter, RunOutcome::Complete, None, RunEnd::Complete)
+    }
+}
+
+/// The `quire/push` source's output, as `(runtime.jobs :quire/push)` returns it.
+fn push_table(lua: &Lua, push: &PushInfo) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.set("sha", push.sha.as_str())?;
+    table.set("ref", push.r#ref.as_str())?;
+    table.set("branch", push.branch.as_deref())?;
+    table.set("tag", push.tag.as_deref())?;
+    table.set("commit-message", push.commit_message.as_deref())?;
+    table.set("pushed-at", push.pushed_at.as_deref())?;
+    table.set(
+        "git-dir",
+        push.git_dir
+            .as_deref()
+            .map(Path::to_string_lossy)
+            .map(|s| s.into_owned()),
+    )?;
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_specs_parse() {
+        assert_eq!(
+            "TOKEN=env:GH_TOKEN".parse::<SecretSpec>(),
+            Ok(SecretSpec {
+                name: "TOKEN".into(),
+                source: SecretSource::Env("GH_TOKEN".into())
+            })
+        );
+        assert_eq!(
+            "key=file:./k.txt".parse::<SecretSpec>(),
+            Ok(SecretSpec {
+                name: "key".into(),
+                source: SecretSource::File("./k.txt".into())
+            })
+        );
+        assert!(
+            "TOKEN"
+                .parse::<SecretSpec>()
+                .unwrap_err()
+                .contains("NAME=env:VAR")
+        );
+        assert!(
+            "TOKEN=vault:x"
+                .parse::<SecretSpec>()
+                .unwrap_err()
+                .contains("unknown secret source")
+        );
+        assert!("A B=env:X".parse::<SecretSpec>().is_err());
+    }
+}

@@ -1,0 +1,512 @@
+//! The runtime table a run-fn receives: `sh`, `jobs`, `secret`, `env`
+//! (design §4, "Runtime primitives"), and the events a run produces.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use mlua::{Lua, Table, Value};
+use tokio::sync::watch;
+
+use super::event::{Event, EventKind};
+use super::pipeline::register::caller_location;
+use super::process::{self, CommandLine, OutputStream, ShError, ShRequest};
+use crate::secret::Redactor;
+
+/// What a run tells its observers: every wire event, plus what only a person
+/// watching needs (command output, the error that failed a job).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeEvent {
+    Wire(Event),
+    /// One line (or a piece of an overlong line) of a command's output, secrets redacted.
+    Output {
+        job_id: String,
+        stream: OutputStream,
+        line: Vec<u8>,
+    },
+    /// Why a job failed, sent just before its `job_finished`.
+    JobError {
+        job_id: String,
+        message: String,
+    },
+}
+
+/// A consumer of runtime events: the events sink, the human reporter.
+pub trait Observer {
+    /// A failure stops the run: the record would be incomplete (exit 3).
+    fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()>;
+}
+
+/// A shared observer, so its owner can still reach it (to fsync a file) after the run.
+impl<T: Observer> Observer for Rc<RefCell<T>> {
+    fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()> {
+        self.borrow_mut().observe(event)
+    }
+}
+
+/// The observer that failed, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot write the run record: {0}")]
+    Events(#[source] std::io::Error),
+    #[error("cannot write log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Fans events out to every observer; the first failure stops the run.
+pub struct Emitter {
+    observers: Vec<Box<dyn Observer>>,
+    failure: Option<RecordError>,
+    stop: watch::Sender<bool>,
+}
+
+impl Emitter {
+    pub fn new(observers: Vec<Box<dyn Observer>>) -> Self {
+        Emitter {
+            observers,
+            failure: None,
+            stop: watch::Sender::new(false),
+        }
+    }
+
+    pub fn emit(&mut self, event: RuntimeEvent) {
+        let mut failure = None;
+        for observer in &mut self.observers {
+            if let Err(err) = observer.observe(&event) {
+                failure.get_or_insert(err);
+            }
+        }
+        if let Some(err) = failure {
+            self.fail(RecordError::Events(err));
+        }
+    }
+
+    pub fn wire(&mut self, kind: EventKind) {
+        self.emit(RuntimeEvent::Wire(Event::now(kind)));
+    }
+
+    /// Record a failure to keep the run record and ask the run to stop.
+    pub fn fail(&mut self, error: RecordError) {
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+        self.stop.send_replace(true);
+    }
+
+    pub fn failure(&self) -> Option<&RecordError> {
+        self.failure.as_ref()
+    }
+
+    pub fn take_failure(&mut self) -> Option<RecordError> {
+        self.failure.take()
+    }
+
+    /// Becomes true when the record can no longer be written.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+/// A secret declared with `--secret`, already read.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+/// What every job of one run shares.
+pub struct RunContext {
+    pub workspace: PathBuf,
+    /// Logs go to `<out_dir>/jobs/<job_id>/sh-<n>.log`.
+    pub out_dir: PathBuf,
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    pub redactor: Redactor,
+    pub emitter: Rc<RefCell<Emitter>>,
+    /// Set when the run is stopping: commands are terminated, none start.
+    pub cancel: watch::Receiver<bool>,
+    /// Bounds every command that sets no `:timeout`.
+    pub default_timeout: Option<Duration>,
+    pub kill_grace: Duration,
+    /// Outputs of sources and finished jobs, by id (a skipped job has none).
+    pub outputs: RefCell<HashMap<String, Value>>,
+}
+
+impl RunContext {
+    pub fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// One job's view of the run.
+pub struct JobContext {
+    pub run: Rc<RunContext>,
+    pub job_id: String,
+    /// The ancestors and sources whose outputs `runtime.jobs` may return.
+    pub visible: Vec<String>,
+    /// How many `sh` calls the job has made.
+    pub sh_count: Cell<u32>,
+}
+
+/// The runtime table for one job.
+pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+
+    let ctx = job.clone();
+    let sh = lua.create_async_function(move |lua, (cmd, opts): (Value, Value)| {
+        let ctx = ctx.clone();
+        // The caller's line must be read now, while its frame is on the stack.
+        let location = caller_location(&lua)
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        let parsed = parse_sh_args(&ctx, cmd, opts)
+            .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
+        async move {
+            let (request, allow_failure) = parsed?;
+            sh(&lua, &ctx, request, allow_failure, &location).await
+        }
+    })?;
+    table.set("sh", sh)?;
+
+    let ctx = job.clone();
+    let jobs = lua.create_function(move |_, name: String| {
+        if !ctx.visible.contains(&name) {
+            let allowed = if ctx.visible.is_empty() { "none".to_string() } else { ctx.visible.join(", ") };
+            return Err(mlua::Error::runtime(format!(
+                "runtime.jobs: '{name}' is not an input of job '{}' (directly or indirectly); it can read: {allowed}",
+                ctx.job_id
+            )));
+        }
+        Ok(ctx.run.outputs.borrow().get(&name).cloned().unwrap_or(Value::Nil))
+    })?;
+    table.set("jobs", jobs)?;
+
+    let ctx = job.clone();
+    let secret =
+        lua.create_function(move |lua, name: String| match ctx.run.secrets.get(&name) {
+            Some(value) => lua.create_string(value),
+            None => {
+                let declared = if ctx.run.secrets.is_empty() {
+                    "no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)"
+                        .to_string()
+                } else {
+                    format!(
+                        "declared: {}",
+                        ctx.run
+                            .secrets
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                Err(mlua::Error::runtime(format!(
+                    "runtime.secret: unknown secret '{name}'; {declared}"
+                )))
+            }
+        })?;
+    table.set("secret", secret)?;
+
+    let env = lua.create_function(|lua, name: String| match std::env::var_os(&name) {
+        Some(value) => Ok(Value::String(lua.create_string(value.as_encoded_bytes())?)),
+        None => Ok(Value::Nil),
+    })?;
+    table.set("env", env)?;
+
+    Ok(table)
+}
+
+/// The global `runtime`: a view of the runtime of whichever job is running.
+/// Jobs are coroutines of one VM, so "which job" is "which coroutine", and
+/// coroutines a job creates inherit its runtime.
+pub struct RuntimeGlobal {
+    threads: Table,
+}
+
+const RUNTIME_GLOBAL: &str = r#"
+local threads, running, create = ...
+local function current()
+  local rt = threads[running()]
+  if rt == nil then error("runtime is only available while a job runs", 3) end
+  return rt
+end
+coroutine.create = function(f)
+  local co = create(f)
+  threads[co] = threads[running()]
+  return co
+end
+runtime = setmetatable({}, {
+  __index = function(_, key) return current()[key] end,
+  __newindex = function() error("runtime is read-only", 2) end,
+})
+"#;
+
+impl RuntimeGlobal {
+    pub fn install(lua: &Lua) -> mlua::Result<RuntimeGlobal> {
+        let threads = lua.create_table()?;
+        let weak = lua.create_table()?;
+        weak.set("__mode", "k")?;
+        threads.set_metatable(Some(weak))?;
+        let coroutine: Table = lua.globals().get("coroutine")?;
+        let running: mlua::Function = coroutine.get("running")?;
+        let create: mlua::Function = coroutine.get("create")?;
+        lua.load(RUNTIME_GLOBAL).set_name("=runtime").call::<()>((
+            threads.clone(),
+            running,
+            create,
+        ))?;
+        Ok(RuntimeGlobal { threads })
+    }
+
+    pub fn bind(&self, thread: &mlua::Thread, runtime: &Table) -> mlua::Result<()> {
+        self.threads.set(thread.clone(), runtime.clone())
+    }
+}
+
+/// The request for the process layer, and whether a non-zero exit is allowed.
+fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest, bool), String> {
+    let command = match cmd {
+        Value::String(s) => CommandLine::Shell(
+            s.to_str()
+                .map_err(|_| "the command is not valid UTF-8")?
+                .to_string(),
+        ),
+        Value::Table(t) => {
+            let mut argv = Vec::new();
+            for word in t.sequence_values::<Value>() {
+                match word.map_err(|e| e.to_string())? {
+                    Value::String(s) => argv.push(
+                        s.to_str()
+                            .map_err(|_| "an argument is not valid UTF-8")?
+                            .to_string(),
+                    ),
+                    Value::Integer(i) => argv.push(i.to_string()),
+                    Value::Number(n) => argv.push(n.to_string()),
+                    other => {
+                        return Err(format!(
+                            "each word of an argv sequence must be a string, got {}",
+                            other.type_name()
+                        ));
+                    }
+                }
+            }
+            if argv.is_empty() {
+                return Err("the argv sequence is empty".to_string());
+            }
+            CommandLine::Argv(argv)
+        }
+        other => {
+            return Err(format!(
+                "expected a command string or an argv sequence, got {}",
+                other.type_name()
+            ));
+        }
+    };
+    let mut request = ShRequest {
+        command,
+        cwd: ctx.run.workspace.clone(),
+        env: Vec::new(),
+        timeout: ctx.run.default_timeout,
+        kill_grace: ctx.run.kill_grace,
+        log_path: PathBuf::new(),
+    };
+    let opts = match opts {
+        Value::Nil => return Ok((request, false)),
+        Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "options must be a table, got {}",
+                other.type_name()
+            ));
+        }
+    };
+    let mut allow_failure = false;
+    for pair in opts.pairs::<Value, Value>() {
+        let (key, value) = pair.map_err(|e| e.to_string())?;
+        let key = match &key {
+            Value::String(s) => s.to_string_lossy(),
+            other => {
+                return Err(format!(
+                    "option keys are names like :env, got {}",
+                    other.type_name()
+                ));
+            }
+        };
+        match (key.as_str(), value) {
+            ("env", Value::Table(env)) => {
+                for pair in env.pairs::<String, Value>() {
+                    let (name, value) = pair.map_err(|e| format!(":env: {e}"))?;
+                    let value = match value {
+                        Value::String(s) => s
+                            .to_str()
+                            .map_err(|_| format!(":env {name} is not valid UTF-8"))?
+                            .to_string(),
+                        Value::Integer(i) => i.to_string(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Boolean(b) => b.to_string(),
+                        other => {
+                            return Err(format!(
+                                ":env {name} must be a string, got {}",
+                                other.type_name()
+                            ));
+                        }
+                    };
+                    request.env.push((name, value));
+                }
+                request.env.sort();
+            }
+            ("cwd", Value::String(dir)) => {
+                request.cwd = confine(&ctx.run.workspace, &dir.to_string_lossy())?;
+            }
+            ("timeout", Value::Integer(secs)) if secs > 0 => {
+                request.timeout = Some(Duration::from_secs(secs as u64))
+            }
+            ("timeout", Value::Number(secs)) if secs > 0.0 && secs.is_finite() => {
+                request.timeout = Some(Duration::from_secs_f64(secs))
+            }
+            ("timeout", other) => {
+                return Err(format!(
+                    ":timeout must be a positive number of seconds, got {}",
+                    show(&other)
+                ));
+            }
+            ("allow-failure", Value::Boolean(allowed)) => allow_failure = allowed,
+            ("env" | "cwd" | "allow-failure", other) => {
+                return Err(format!(":{key} has the wrong type: {}", other.type_name()));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown option :{other} (known: :env :cwd :timeout :allow-failure)"
+                ));
+            }
+        }
+    }
+    Ok((request, allow_failure))
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// `:cwd` is relative to the workspace and must stay inside it.
+fn confine(workspace: &Path, dir: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(dir);
+    if relative.is_absolute() {
+        return Err(format!(":cwd must be relative to the workspace, got {dir}"));
+    }
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return Err(format!(":cwd {dir} leaves the workspace")),
+        }
+    }
+    let joined = workspace.join(relative);
+    // Symlinks could still lead out; check where the directory really is.
+    if let (Ok(real), Ok(root)) = (joined.canonicalize(), workspace.canonicalize()) {
+        if !real.starts_with(&root) {
+            return Err(format!(
+                ":cwd {dir} leaves the workspace (through a symbolic link)"
+            ));
+        }
+    }
+    Ok(joined)
+}
+
+async fn sh(
+    lua: &Lua,
+    ctx: &Rc<JobContext>,
+    mut request: ShRequest,
+    allow_failure: bool,
+    location: &str,
+) -> mlua::Result<Table> {
+    let run = &ctx.run;
+    if run.cancelled() {
+        return Err(mlua::Error::runtime(
+            "runtime.sh: the run is stopping; no new commands start",
+        ));
+    }
+    let n = ctx.sh_count.get() + 1;
+    ctx.sh_count.set(n);
+    request.log_path = run
+        .out_dir
+        .join("jobs")
+        .join(&ctx.job_id)
+        .join(format!("sh-{n}.log"));
+    let display = run.redactor.redact_str(&request.command.display());
+    run.emitter.borrow_mut().wire(EventKind::ShStarted {
+        job_id: ctx.job_id.clone(),
+        cmd: display.clone(),
+    });
+
+    let emitter = run.emitter.clone();
+    let job_id = ctx.job_id.clone();
+    let mut on_line = |stream: OutputStream, line: &[u8]| {
+        emitter.borrow_mut().emit(RuntimeEvent::Output {
+            job_id: job_id.clone(),
+            stream,
+            line: line.to_vec(),
+        });
+    };
+    let mut cancel = run.cancel.clone();
+    let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
+    let output = match result {
+        Ok(output) => output,
+        Err(ShError::Log { path, source }) => {
+            let message = format!("{location}cannot write log {}: {source}", path.display());
+            run.emitter
+                .borrow_mut()
+                .fail(RecordError::Log { path, source });
+            run.emitter.borrow_mut().wire(EventKind::ShFinished {
+                job_id: ctx.job_id.clone(),
+                exit_code: 127,
+            });
+            return Err(mlua::Error::runtime(message));
+        }
+    };
+    run.emitter.borrow_mut().wire(EventKind::ShFinished {
+        job_id: ctx.job_id.clone(),
+        exit_code: output.exit_code,
+    });
+
+    if output.exit_code != 0 && !allow_failure {
+        let why = if output.timed_out {
+            let secs = request.timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
+            format!("timed out after {secs}s (exit code 124)")
+        } else if output.cancelled {
+            format!(
+                "was stopped because the run is stopping (exit code {})",
+                output.exit_code
+            )
+        } else if output.exit_code == 127 {
+            "could not be started (exit code 127; see its log)".to_string()
+        } else {
+            format!("exited with code {}", output.exit_code)
+        };
+        return Err(mlua::Error::runtime(format!(
+            "{location}command `{display}` {why}"
+        )));
+    }
+    let result = lua.create_table()?;
+    result.set("exit", output.exit_code)?;
+    result.set("stdout", lua.create_string(&output.stdout)?)?;
+    result.set("stderr", lua.create_string(&output.stderr)?)?;
+    result.set("cmd", display.as_str())?;
+    if output.stdout_truncated {
+        result.set("stdout-truncated", true)?;
+    }
+    if output.stderr_truncated {
+        result.set("stderr-truncated", true)?;
+    }
+    Ok(result)
+}
