@@ -11,7 +11,10 @@ use crate::{exit, report_error};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum FennelCommandError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Fennel(Box<FennelError>),
@@ -33,7 +36,11 @@ pub fn run(args: &FennelArgs) -> u8 {
     match execute(args) {
         Ok(()) => exit::OK,
         Err(err) => {
-            let code = if matches!(err, FennelCommandError::Read { .. }) { exit::USAGE } else { exit::FAILED };
+            let code = if matches!(err, FennelCommandError::Read { .. }) {
+                exit::USAGE
+            } else {
+                exit::FAILED
+            };
             report_error(err);
             code
         }
@@ -42,7 +49,10 @@ pub fn run(args: &FennelArgs) -> u8 {
 
 fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
     let display = args.file.display().to_string();
-    let read_error = |source| FennelCommandError::Read { path: display.clone(), source };
+    let read_error = |source| FennelCommandError::Read {
+        path: display.clone(),
+        source,
+    };
     if args.compile {
         let source = std::fs::read_to_string(&args.file).map_err(read_error)?;
         let lua = compile_source(&source, &display, &Sandbox::compile_options())
@@ -55,11 +65,16 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => ".".into(),
     };
-    let sandbox = Sandbox::new(Some(module_dir), None, PrintTarget::Stdout).map_err(|e| FennelCommandError::from_lua(&e))?;
-    let chunk = sandbox.load_file(&args.file, &display).map_err(|e| match e {
-        LoadError::Read(source) => read_error(source),
-        LoadError::Fennel(err) => FennelCommandError::Fennel(err),
-        LoadError::Lua(err) => FennelCommandError::from_lua(&err),
-    })?;
-    chunk.call::<()>(()).map_err(|e| FennelCommandError::from_lua(&e))
+    let sandbox = Sandbox::new(Some(module_dir), None, PrintTarget::Stdout)
+        .map_err(|e| FennelCommandError::from_lua(&e))?;
+    let chunk = sandbox
+        .load_file(&args.file, &display)
+        .map_err(|e| match e {
+            LoadError::Read(source) => read_error(source),
+            LoadError::Fennel(err) => FennelCommandError::Fennel(err),
+            LoadError::Lua(err) => FennelCommandError::from_lua(&err),
+        })?;
+    chunk
+        .call::<()>(())
+        .map_err(|e| FennelCommandError::from_lua(&e))
 }

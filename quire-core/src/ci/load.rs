@@ -206,7 +206,10 @@ fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
 /// The message of a Lua error, without mlua's wrapping ("runtime error: ", tracebacks).
 pub fn lua_error_message(err: &mlua::Error) -> String {
     match err {
-        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::RuntimeError(message) => match message.split_once("\nstack traceback:") {
+            Some((message, _traceback)) => message.to_string(),
+            None => message.clone(),
+        },
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::MemoryError(message) => format!("out of memory: {message}"),
         mlua::Error::CallbackError { cause, .. } => lua_error_message(cause),

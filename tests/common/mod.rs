@@ -1,0 +1,168 @@
+//! Helpers for the end-to-end tests: fixture workspaces and running the built binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A temporary workspace with a pipeline file.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A workspace whose `.quire/<name>` holds `source`.
+    pub fn with_pipeline(name: &str, source: &str) -> Workspace {
+        let ws = Workspace::empty();
+        ws.write(&format!(".quire/{name}"), source);
+        ws
+    }
+
+    pub fn lua(source: &str) -> Workspace {
+        Workspace::with_pipeline("ci.lua", source)
+    }
+
+    pub fn fennel(source: &str) -> Workspace {
+        Workspace::with_pipeline("ci.fnl", source)
+    }
+
+    pub fn empty() -> Workspace {
+        Workspace {
+            dir: tempfile::Builder::new()
+                .prefix("quire-e2e-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        let path = self.dir.path().join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    /// `quire-ci -w <ws> ARGS...`, run from inside the workspace.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = quire_ci();
+        cmd.arg("-w")
+            .arg(self.path())
+            .args(args)
+            .current_dir(self.path());
+        Run::from(cmd.output().expect("spawn quire-ci"))
+    }
+
+    /// `run --events stdout --out-dir <ws>/out -j 1 ARGS...` (`-j 1` unless ARGS set `-j`)
+    pub fn run_events(&self, extra: &[&str]) -> Run {
+        let out = self.path().join("out");
+        let mut args = vec![
+            "run",
+            "--events",
+            "stdout",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ];
+        if !extra.contains(&"-j") {
+            args.extend(["-j", "1"]);
+        }
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    pub fn log(&self, job: &str, n: u32) -> String {
+        self.read(&format!("out/jobs/{job}/sh-{n}.log"))
+    }
+}
+
+pub fn quire_ci() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire-ci"));
+    cmd.stdin(Stdio::null())
+        .env_remove("NO_COLOR")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// stdout as JSON events; panics (failing the test) on any line that is not one.
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{}", self.stderr))
+            })
+            .collect()
+    }
+
+    /// The event lines as written but without `at_ms` (checked to come first
+    /// and never go backwards), for exact comparison including key order.
+    pub fn event_lines(&self) -> Vec<String> {
+        let mut last = 0;
+        self.events()
+            .iter()
+            .zip(self.stdout.lines())
+            .map(|(event, line)| {
+                let at = event["at_ms"].as_u64().expect("at_ms is a number");
+                assert!(at >= last, "at_ms went backwards");
+                last = at;
+                let prefix = format!("{{\"at_ms\":{at},");
+                let rest = line
+                    .strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("at_ms is not first: {line}"));
+                format!("{{{rest}")
+            })
+            .collect()
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The text of each line of a CRI log as `stream tag text`, timestamps checked and dropped.
+pub fn cri_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .map(|line| {
+            let (ts, rest) = line.split_once(' ').expect("CRI line has a timestamp");
+            assert_eq!(ts.len(), 30, "RFC3339 with nanoseconds: {ts}");
+            assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+            rest.to_string()
+        })
+        .collect()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}

@@ -1,0 +1,437 @@
+//! `quire-ci run` end to end: the event stream, logs, exit codes, bad input.
+
+mod common;
+
+use common::{Workspace, cri_lines};
+
+const TWO_JOBS: &str = r#"
+local ci = require("quire.ci")
+ci.job("build", {"quire/push"}, function(rt)
+  rt.sh("echo compiling; echo careful >&2")
+  return {artifact = "app.bin"}
+end)
+ci.job("test", {"build"}, function(rt)
+  rt.sh("echo testing " .. rt.jobs("build").artifact)
+  rt.sh("exit 3")
+end)
+"#;
+
+#[test]
+fn two_jobs_with_a_failing_command_give_the_exact_stream_and_logs() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let run = ws.run_events(&["--sha", &"a".repeat(40), "--ref", "refs/heads/main"]);
+    run.assert_code(1);
+    let sha = "a".repeat(40);
+    assert_eq!(
+        run.event_lines(),
+        vec![
+            format!(
+                r#"{{"type":"run_started","sha":"{sha}","ref":"refs/heads/main","jobs":["build","test"]}}"#
+            ),
+            r#"{"type":"job_started","job_id":"build"}"#.to_string(),
+            r#"{"type":"sh_started","job_id":"build","cmd":"echo compiling; echo careful >&2"}"#
+                .to_string(),
+            r#"{"type":"sh_finished","job_id":"build","exit_code":0}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"build","outcome":"complete"}"#.to_string(),
+            r#"{"type":"job_started","job_id":"test"}"#.to_string(),
+            r#"{"type":"sh_started","job_id":"test","cmd":"echo testing app.bin"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"test","exit_code":0}"#.to_string(),
+            r#"{"type":"sh_started","job_id":"test","cmd":"exit 3"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"test","exit_code":3}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"test","outcome":"failed"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"failed"}"#.to_string(),
+        ]
+    );
+    // Pairing: the n-th sh_started of a job pairs with its n-th sh_finished and sh-<n>.log.
+    assert_eq!(
+        cri_lines(&ws.log("build", 1)),
+        vec!["stdout F compiling", "stderr F careful"]
+    );
+    assert_eq!(
+        cri_lines(&ws.log("test", 1)),
+        vec!["stdout F testing app.bin"]
+    );
+    assert_eq!(cri_lines(&ws.log("test", 2)), Vec::<String>::new());
+    // The person at the terminal sees why.
+    assert!(
+        run.stderr.contains("command `exit 3` exited with code 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(".quire/ci.lua:9:"), "{}", run.stderr);
+}
+
+#[test]
+fn descendants_of_a_failed_job_are_skipped_and_independent_branches_run() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("test", {"quire/push"}, function(rt) rt.sh("false") end)
+ci.job("package", {"test"}, function(rt) rt.sh("echo never") end)
+ci.job("deploy", {"package"}, function(rt) rt.sh("echo never") end)
+ci.job("lint", {"quire/push"}, function(rt) rt.sh("true") end)
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let lines = run.event_lines();
+    assert!(
+        lines.contains(
+            &r#"{"type":"job_skipped","job_id":"package","blocked_by":"test"}"#.to_string()
+        )
+    );
+    assert!(lines.contains(
+        &r#"{"type":"job_skipped","job_id":"deploy","blocked_by":"package"}"#.to_string()
+    ));
+    assert!(
+        lines.contains(
+            &r#"{"type":"job_finished","job_id":"lint","outcome":"complete"}"#.to_string()
+        )
+    );
+    assert!(!run.stdout.contains("never"));
+}
+
+#[test]
+fn a_job_returning_nil_without_commands_is_skipped_and_the_run_completes() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("maybe", {"quire/push"}, function() return nil end)
+ci.job("after", {"maybe"}, function(rt) return {seen = rt.jobs("maybe") == nil} end)
+ci.job("check", {"after"}, function(rt) if not rt.jobs("after").seen then error("output lost") end end)
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(0);
+    let lines = run.event_lines();
+    assert!(
+        lines.contains(
+            &r#"{"type":"job_finished","job_id":"maybe","outcome":"skipped"}"#.to_string()
+        )
+    );
+    assert!(
+        lines.contains(
+            &r#"{"type":"job_finished","job_id":"check","outcome":"skipped"}"#.to_string()
+        )
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        r#"{"type":"run_finished","outcome":"complete"}"#
+    );
+}
+
+#[test]
+fn stdout_carries_only_the_event_stream() {
+    let ws = Workspace::lua(
+        r#"
+print("top-level print")
+local ci = require("quire.ci")
+ci.job("noisy", {"quire/push"}, function(rt)
+  print("print from a job")
+  rt.sh("echo command output | tr a-z A-Z; echo to stderr | tr a-z A-Z >&2")
+end)
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(0);
+    assert_eq!(run.events().len(), 6);
+    for text in [
+        "top-level print",
+        "print from a job",
+        "COMMAND OUTPUT",
+        "TO STDERR",
+    ] {
+        assert!(!run.stdout.contains(text), "{text} leaked to stdout");
+        assert!(
+            run.stderr.contains(text),
+            "{text} missing from stderr:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn events_go_to_a_file_flushed_and_complete() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let run = ws.run(&["run", "--events", "run.jsonl", "-j", "1"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    let text = ws.read("run.jsonl");
+    assert_eq!(text.lines().count(), 12);
+    assert!(text.ends_with("\"type\":\"run_finished\",\"outcome\":\"failed\"}\n"));
+}
+
+#[test]
+fn events_null_writes_nothing_and_a_file_named_null_needs_a_path() {
+    let ws = Workspace::lua(TWO_JOBS);
+    ws.run(&["run"]).assert_code(1);
+    assert!(!ws.path().join("null").exists());
+    ws.run(&["run", "--events", "./null"]).assert_code(1);
+    assert!(ws.read("null").contains("run_finished"));
+}
+
+#[test]
+fn an_unwritable_events_path_is_a_usage_error_and_nothing_runs() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("touch", {"quire/push"}, function(rt) rt.sh("touch ran") end)
+"#,
+    );
+    let run = ws.run(&["run", "--events", "no/such/dir/run.jsonl"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("cannot open the events file no/such/dir/run.jsonl"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.path().join("ran").exists());
+}
+
+#[test]
+fn a_missing_pipeline_is_a_setup_error_recorded_as_run_finished() {
+    let ws = Workspace::empty();
+    let run = ws.run_events(&[]);
+    run.assert_code(2);
+    let events = run.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "run_finished");
+    assert_eq!(events[0]["outcome"], "failed");
+    assert!(
+        events[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected .quire/ci.fnl")
+    );
+}
+
+#[test]
+fn a_missing_workspace_is_a_usage_error() {
+    let mut cmd = common::quire_ci();
+    cmd.args(["-w", "/no/such/workspace", "run"]);
+    let run = common::Run::from(cmd.output().unwrap());
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("workspace /no/such/workspace does not exist"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_lua_syntax_error_fails_the_run_with_its_line() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job(\"x\", {\"quire/push\"}, function()\n  oops oops\nend)\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let events = run.events();
+    assert_eq!(events.len(), 1);
+    let error = events[0]["error"].as_str().unwrap();
+    assert!(error.contains(".quire/ci.lua:3:"), "{error}");
+}
+
+#[test]
+fn an_error_in_a_run_fn_fails_that_job_with_the_line() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function()\n  local t = nil\n  return t.field\nend)\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(
+        run.event_lines()
+            .contains(&r#"{"type":"job_finished","job_id":"x","outcome":"failed"}"#.to_string())
+    );
+    assert!(
+        run.stderr
+            .contains(".quire/ci.lua:4: attempt to index a nil value"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_exits_127_with_the_reason_in_its_log() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh({'no-such-program-xyz', 'arg'}) end)\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(
+        run.event_lines()
+            .contains(&r#"{"type":"sh_finished","job_id":"x","exit_code":127}"#.to_string())
+    );
+    let log = ws.log("x", 1);
+    assert!(
+        log.contains(" stderr F ") && log.contains("no-such-program-xyz"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_secret_whose_variable_is_unset_is_a_setup_error() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let run = ws.run_events(&["--secret", "TOKEN=env:QUIRE_TEST_UNSET_VAR"]);
+    run.assert_code(2);
+    let events = run.events();
+    assert_eq!(events.len(), 1);
+    let error = events[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("secret TOKEN: environment variable QUIRE_TEST_UNSET_VAR is not set"),
+        "{error}"
+    );
+}
+
+#[test]
+fn secrets_reach_commands_and_are_redacted_from_events_and_logs() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("deploy", {"quire/push"}, function(rt)
+  local token = rt.secret("TOKEN")
+  rt.sh("echo using " .. token)
+  local out = rt.sh({"printenv", "DEPLOY_TOKEN"}, {env = {DEPLOY_TOKEN = token}})
+  assert(out.stdout == token .. "\n", "raw value returned to Lua")
+end)
+"#,
+    );
+    let mut cmd = common::quire_ci();
+    let out = ws.path().join("out");
+    cmd.args([
+        "-w",
+        ws.path().to_str().unwrap(),
+        "run",
+        "--events",
+        "stdout",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ])
+    .args(["--secret", "TOKEN=env:QUIRE_TEST_TOKEN"])
+    .env("QUIRE_TEST_TOKEN", "hunter2-s3cret");
+    let run = common::Run::from(cmd.output().unwrap());
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(r#""cmd":"echo using ***""#),
+        "{}",
+        run.stdout
+    );
+    for text in [
+        &run.stdout,
+        &run.stderr,
+        &ws.log("deploy", 1),
+        &ws.log("deploy", 2),
+    ] {
+        assert!(!text.contains("hunter2-s3cret"), "secret leaked: {text}");
+    }
+    assert_eq!(cri_lines(&ws.log("deploy", 1)), vec!["stdout F using ***"]);
+}
+
+#[test]
+fn unknown_secrets_and_non_ancestor_jobs_are_errors_naming_what_exists() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("a", {"quire/push"}, function(rt) return {} end)
+ci.job("b", {"quire/push"}, function(rt) rt.jobs("a") end)
+ci.job("c", {"quire/push"}, function(rt) rt.secret("NOPE") end)
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("'a' is not an input of job 'b'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("it can read: quire/push"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("unknown secret 'NOPE'; no secrets are declared"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn sh_options_env_cwd_and_allow_failure() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("opts", {"quire/push"}, function(rt)
+  local r = rt.sh("echo $GREETING; pwd", {env = {GREETING = "hello"}, cwd = "sub"})
+  assert(r.exit == 0 and r.cmd == "echo $GREETING; pwd")
+  local f = rt.sh("exit 4", {["allow-failure"] = true})
+  assert(f.exit == 4, "allow-failure returns the exit code")
+  return {out = r.stdout}
+end)
+ci.job("escape", {"quire/push"}, function(rt) rt.sh("pwd", {cwd = "../.."}) end)
+"#,
+    );
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let log = cri_lines(&ws.log("opts", 1));
+    assert_eq!(log[0], "stdout F hello");
+    assert!(log[1].ends_with("/sub"), "{log:?}");
+    assert!(
+        run.event_lines().contains(
+            &r#"{"type":"job_finished","job_id":"opts","outcome":"complete"}"#.to_string()
+        )
+    );
+    assert!(
+        run.stderr.contains(":cwd ../.. leaves the workspace"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_run_fn_returning_a_non_table_fails() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function() return 42 end)\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("returned a integer; it must return a table"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_sandbox_has_no_host_access_but_the_runtime() {
+    let ws = Workspace::lua(
+        r#"
+assert(io == nil and debug == nil and dofile == nil and loadfile == nil)
+assert(os.execute == nil and os.getenv == nil and os.remove == nil and os.time ~= nil)
+assert(string.dump == nil)
+assert(load(string.char(27) .. "Lua") == nil, "binary chunks refused")
+local ci = require("quire.ci")
+ci.job("ok", {"quire/push"}, function(rt) return {env = rt.env("HOME")} end)
+"#,
+    );
+    ws.run_events(&[]).assert_code(0);
+}
+
+#[test]
+fn the_global_runtime_is_the_running_jobs() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("a", {"quire/push"}, function() runtime.sh("echo from a") end)
+ci.job("b", {"quire/push"}, function() runtime.sh("echo from b") end)
+"#,
+    );
+    let run = ws.run_events(&["-j", "2"]);
+    run.assert_code(0);
+    assert_eq!(cri_lines(&ws.log("a", 1)), vec!["stdout F from a"]);
+    assert_eq!(cri_lines(&ws.log("b", 1)), vec!["stdout F from b"]);
+}

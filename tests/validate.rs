@@ -1,0 +1,83 @@
+//! `quire-ci validate` end to end.
+
+mod common;
+
+use common::Workspace;
+
+#[test]
+fn validate_lists_jobs_in_topological_order_with_inputs_and_image() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.image("rust:1.80")
+ci.job("deploy", {"test", "lint"}, function() end)
+ci.job("test", {"build"}, function() end)
+ci.job("build", {"quire/push"}, function() end)
+ci.job("lint", {"quire/push"}, function() end)
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        ".quire/ci.lua: 4 jobs\nimage: rust:1.80\nbuild   <- quire/push\nlint    <- quire/push\ntest    <- build\ndeploy  <- test, lint\n"
+    );
+}
+
+#[test]
+fn validate_reports_every_error_with_its_line() {
+    let ws = Workspace::lua(
+        r#"local ci = require("quire.ci")
+ci.image("a")
+ci.image("b")
+ci.job("build", {}, function() end)
+ci.job("x/y", {"quire/push"}, function() end)
+ci.job("test", {"biuld"}, "not a function")
+ci.job("p", {"q"}, function() end)
+ci.job("q", {"p"}, function() end)
+ci.job("r", {"p"}, function() end)
+ci.job("test", {"quire/push"}, function() end)
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    for expected in [
+        "invalid pipeline: 8 errors",
+        "duplicate image: ci.image may be called once (first at .quire/ci.lua:2)",
+        "job 'build' has no inputs",
+        "job id 'x/y' contains '/'",
+        "job 'test': input 'biuld' is neither a job nor a source",
+        "did you mean 'build'?",
+        "job 'test': run-fn must be a function, got string",
+        "cycle between jobs: p -> q -> p",
+        "job 'r' is not reachable from a source",
+        "duplicate job 'test' (first declared at .quire/ci.lua:6)",
+        "[.quire/ci.lua:3:1]",
+        "[.quire/ci.lua:10:1]",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn validate_formats_json_and_dot() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('build', {'quire/push'}, function() end)\nci.job('test', {'build'}, function() end)\n",
+    );
+    let json = ws.run(&["validate", "--format", "json"]);
+    json.assert_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        doc["jobs"][1],
+        serde_json::json!({"id": "test", "inputs": ["build"], "line": 3})
+    );
+    let dot = ws.run(&["validate", "--format", "dot"]);
+    dot.assert_code(0);
+    assert!(dot.stdout.starts_with("digraph pipeline {"));
+    assert!(dot.stdout.contains("  \"build\" -> \"test\";\n"));
+}
