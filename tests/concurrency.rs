@@ -1,0 +1,221 @@
+//! Concurrent execution end to end: parallel jobs, outputs across a diamond,
+//! failure policy, and stopping on signals with nothing left behind.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use serde_json::Value;
+
+fn events_of(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// (start, end) in ms of each `sh` of `job`, from the stream.
+fn sh_interval(events: &[Value], job: &str) -> (u64, u64) {
+    let at = |ty: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == ty && e["job_id"] == job)
+            .and_then(|e| e["at_ms"].as_u64())
+            .unwrap_or_else(|| panic!("no {ty} for {job}"))
+    };
+    (at("sh_started"), at("sh_finished"))
+}
+
+#[test]
+fn independent_jobs_run_at_once() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(each [_ name (ipairs [:a :b :c :d])]
+  (ci.job name [:quire/push] (fn [runtime] (runtime.sh "sleep 1"))))
+"#,
+    );
+    let run = ws.run_events(&["-j", "4"]);
+    run.assert_code(0);
+    let events = run.events();
+    let intervals: Vec<(u64, u64)> = ["a", "b", "c", "d"].iter().map(|j| sh_interval(&events, j)).collect();
+    // Every command started before any of them finished: all four overlapped.
+    let last_start = intervals.iter().map(|i| i.0).max().unwrap();
+    let first_end = intervals.iter().map(|i| i.1).min().unwrap();
+    assert!(last_start < first_end, "{intervals:?}");
+}
+
+#[test]
+fn with_one_slot_ready_jobs_run_one_by_one_in_declaration_order() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+for _, name in ipairs({"c", "a", "b"}) do
+  ci.job(name, {"quire/push"}, function(rt) rt.sh("true") end)
+end
+"#,
+    );
+    let run = ws.run_events(&["-j", "1"]);
+    run.assert_code(0);
+    let started: Vec<String> = run
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "job_started")
+        .map(|e| e["job_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started, ["c", "a", "b"]);
+    let lines = run.event_lines();
+    // Never two jobs open at once.
+    let mut open = 0;
+    for line in &lines {
+        if line.contains("job_started") {
+            open += 1;
+        }
+        if line.contains("job_finished") {
+            open -= 1;
+        }
+        assert!(open <= 1, "{lines:#?}");
+    }
+}
+
+#[test]
+fn a_diamond_passes_both_parents_outputs_to_the_child() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :root [:quire/push] (fn [] {:n 1}))
+(ci.job :left [:root] (fn [rt] {:n (+ 10 (. (rt.jobs :root) :n))}))
+(ci.job :right [:root] (fn [rt] {:n (+ 20 (. (rt.jobs :root) :n))}))
+(ci.job :join [:left :right]
+  (fn [rt]
+    (rt.sh ["echo" (tostring (+ (. (rt.jobs :left) :n) (. (rt.jobs :right) :n) (. (rt.jobs :root) :n)))])))
+"#,
+    );
+    let run = ws.run_events(&["-j", "2"]);
+    run.assert_code(0);
+    assert_eq!(common::cri_lines(&ws.log("join", 1)), vec!["stdout F 33"]);
+}
+
+#[test]
+fn fail_fast_cancels_a_running_sibling_and_skips_the_rest() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("slow", {"quire/push"}, function(rt) rt.sh("sleep 30") end)
+ci.job("broken", {"quire/push"}, function(rt) rt.sh("sleep 0.2; exit 1") end)
+ci.job("later", {"quire/push"}, function(rt) rt.sh("true") end)
+"#,
+    );
+    let started = Instant::now();
+    let run = ws.run_events(&["-j", "2", "--fail-fast"]);
+    run.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(20), "the sleep was not stopped");
+    let lines = run.event_lines();
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"broken","outcome":"failed"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"slow","outcome":"cancelled"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_skipped","job_id":"later"}"#.to_string()), "{lines:#?}");
+    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"failed"}"#);
+}
+
+/// Start `quire-ci run` in the background with events to `<ws>/run.jsonl`.
+fn spawn_run(ws: &Workspace) -> Child {
+    let mut cmd = common::quire_ci();
+    cmd.args(["-w", ws.path().to_str().unwrap(), "run", "--events"])
+        .arg(ws.path().join("run.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Wait (polling the file, bounded) until the stream holds `count` lines containing `needle`.
+fn wait_for_events(path: &Path, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.matches(needle).count() >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {needle} in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let mut cmdline = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(entry.path().join("cmdline")) {
+            let _ = f.read_to_end(&mut cmdline);
+        }
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(marker) {
+            found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Wait (bounded) until no process carries `marker`.
+fn assert_no_process_with(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "processes survived: {:?}", processes_with(marker));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_stops_the_run_with_a_complete_stream_and_no_survivors() {
+    // A unique duration marks our sleeps in the process table; the second is a grandchild.
+    let marker = "31.4159";
+    let ws = Workspace::lua(&format!(
+        r#"
+local ci = require("quire.ci")
+ci.job("long", {{"quire/push"}}, function(rt) rt.sh("sleep {marker} & sleep {marker}; wait") end)
+ci.job("other", {{"quire/push"}}, function(rt) rt.sh("sleep {marker}") end)
+ci.job("after", {{"long"}}, function(rt) rt.sh("true") end)
+"#
+    ));
+    let mut child = spawn_run(&ws);
+    let events = ws.path().join("run.jsonl");
+    wait_for_events(&events, "\"sh_started\"", 2);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let events = events_of(&std::fs::read_to_string(&events).unwrap());
+    let last = events.last().unwrap();
+    assert_eq!((last["type"].as_str(), last["outcome"].as_str()), (Some("run_finished"), Some("cancelled")));
+    for job in ["long", "other"] {
+        assert!(events.iter().any(|e| e["type"] == "sh_finished" && e["job_id"] == job));
+        assert!(events.iter().any(|e| e["type"] == "job_finished" && e["job_id"] == job && e["outcome"] == "cancelled"));
+    }
+    assert!(events.iter().any(|e| e["type"] == "job_skipped" && e["job_id"] == "after" && e["blocked_by"] == "long"));
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn sigterm_exits_143() {
+    let marker = "32.7182";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('sleep {marker}') end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(ws.read("run.jsonl").ends_with("\"type\":\"run_finished\",\"outcome\":\"cancelled\"}\n"));
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn sigkill_of_quire_ci_leaves_no_command_behind() {
+    let marker = "33.1415";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh({{'sleep', '{marker}'}}) end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_process_with(marker);
+}
