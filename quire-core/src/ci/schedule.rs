@@ -249,3 +249,263 @@ fn start_job(
         (index, outcome)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property: for random DAGs with random failures, the stream keeps the
+    //! contract of design §3 whatever the parallelism or failure policy.
+
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use tokio::sync::watch;
+
+    use crate::ci::event::{Event, EventKind, JobOutcome, RunOutcome};
+    use crate::ci::run::{RunRequest, run};
+    use crate::ci::runtime::{Emitter, Observer, RuntimeEvent};
+
+    #[derive(Debug, Clone, Copy)]
+    enum Behaviour {
+        Succeed,
+        FailCommand,
+        RaiseError,
+        ReturnNil,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Spec {
+        /// For job i: its inputs among jobs 0..i (none means quire/push), and what it does.
+        jobs: Vec<(Vec<usize>, Behaviour)>,
+        parallelism: usize,
+        fail_fast: bool,
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        let behaviour = prop_oneof![
+            4 => Just(Behaviour::Succeed),
+            1 => Just(Behaviour::FailCommand),
+            1 => Just(Behaviour::RaiseError),
+            1 => Just(Behaviour::ReturnNil),
+        ];
+        (1usize..10)
+            .prop_flat_map(move |n| {
+                let jobs = (0..n)
+                    .map(|i| {
+                        (
+                            proptest::sample::subsequence((0..i).collect::<Vec<_>>(), 0..=i.min(3)),
+                            behaviour.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                (jobs, 1usize..4, any::<bool>())
+            })
+            .prop_map(|(jobs, parallelism, fail_fast)| Spec {
+                jobs,
+                parallelism,
+                fail_fast,
+            })
+    }
+
+    fn pipeline_source(spec: &Spec) -> String {
+        let mut lua = String::from("local ci = require('quire.ci')\n");
+        for (i, (inputs, behaviour)) in spec.jobs.iter().enumerate() {
+            let inputs = if inputs.is_empty() {
+                "'quire/push'".to_string()
+            } else {
+                inputs
+                    .iter()
+                    .map(|p| format!("'j{p}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let body = match behaviour {
+                Behaviour::Succeed => "rt.sh('true'); return {}",
+                Behaviour::FailCommand => "rt.sh('exit 1')",
+                Behaviour::RaiseError => "error('boom')",
+                Behaviour::ReturnNil => "return nil",
+            };
+            lua.push_str(&format!(
+                "ci.job('j{i}', {{{inputs}}}, function(rt) {body} end)\n"
+            ));
+        }
+        lua
+    }
+
+    struct Collect(Rc<RefCell<Vec<Event>>>);
+
+    impl Observer for Collect {
+        fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()> {
+            if let RuntimeEvent::Wire(event) = event {
+                self.0.borrow_mut().push(event.clone());
+            }
+            Ok(())
+        }
+    }
+
+    fn run_spec(spec: &Spec) -> Vec<Event> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".quire")).unwrap();
+        std::fs::write(dir.path().join(".quire/ci.lua"), pipeline_source(spec)).unwrap();
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let emitter = Rc::new(RefCell::new(Emitter::new(vec![Box::new(Collect(
+            events.clone(),
+        ))])));
+        let request = RunRequest {
+            workspace: dir.path().to_path_buf(),
+            out_dir: dir.path().join("out"),
+            parallelism: spec.parallelism,
+            fail_fast: spec.fail_fast,
+            sha: None,
+            git_ref: None,
+            secrets: Vec::new(),
+            default_timeout: None,
+            kill_grace: Duration::from_secs(1),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let (_stop_tx, stop_rx) = watch::channel(None);
+        local.block_on(&runtime, run(request, emitter, stop_rx));
+        events.take()
+    }
+
+    fn check(spec: &Spec, events: &[Event]) -> Result<(), TestCaseError> {
+        let n = spec.jobs.len();
+        let first_is_run_started = matches!(
+            events.first().map(|e| &e.kind),
+            Some(EventKind::RunStarted { .. })
+        );
+        prop_assert!(first_is_run_started, "run_started is not first");
+        let Some(EventKind::RunFinished {
+            outcome: run_outcome,
+            ..
+        }) = events.last().map(|e| &e.kind)
+        else {
+            return Err(TestCaseError::fail("run_finished is not last"));
+        };
+        prop_assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::RunFinished { .. }))
+                .count(),
+            1
+        );
+
+        // Per job: started, (sh_started sh_finished)*, finished; or one job_skipped.
+        #[derive(Default, Debug)]
+        struct Seen {
+            started: usize,
+            finished: Option<JobOutcome>,
+            skipped: usize,
+            sh_open: bool,
+            blocked_by: Option<String>,
+        }
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut finished_at: HashMap<String, usize> = HashMap::new();
+        for (pos, event) in events.iter().enumerate() {
+            match &event.kind {
+                EventKind::JobStarted { job_id } => {
+                    let s = seen.entry(job_id.clone()).or_default();
+                    prop_assert_eq!(s.started, 0);
+                    s.started += 1;
+                    // Its inputs all finished before it started, and none failed.
+                    let i: usize = job_id[1..].parse().unwrap();
+                    for p in &spec.jobs[i].0 {
+                        let parent = format!("j{p}");
+                        prop_assert!(finished_at.get(&parent).is_some_and(|&at| at < pos));
+                        let parent_ok = matches!(
+                            seen[&parent].finished,
+                            Some(JobOutcome::Complete | JobOutcome::Skipped)
+                        );
+                        prop_assert!(
+                            parent_ok,
+                            "{} started after input {} did not complete",
+                            job_id,
+                            parent
+                        );
+                    }
+                }
+                EventKind::ShStarted { job_id, .. } => {
+                    let s = seen.get_mut(job_id).expect("sh of a started job");
+                    prop_assert!(s.started == 1 && s.finished.is_none() && !s.sh_open);
+                    s.sh_open = true;
+                }
+                EventKind::ShFinished { job_id, .. } => {
+                    let s = seen.get_mut(job_id).expect("sh of a started job");
+                    prop_assert!(s.sh_open);
+                    s.sh_open = false;
+                }
+                EventKind::JobFinished { job_id, outcome } => {
+                    let s = seen.get_mut(job_id).expect("finish of a started job");
+                    prop_assert!(s.started == 1 && s.finished.is_none() && !s.sh_open);
+                    s.finished = Some(*outcome);
+                    finished_at.insert(job_id.clone(), pos);
+                }
+                EventKind::JobSkipped { job_id, blocked_by } => {
+                    let s = seen.entry(job_id.clone()).or_default();
+                    prop_assert!(s.started == 0 && s.skipped == 0);
+                    s.skipped += 1;
+                    s.blocked_by = blocked_by.clone();
+                }
+                EventKind::RunStarted { .. } | EventKind::RunFinished { .. } => {}
+            }
+        }
+        // Every job accounted for exactly once.
+        prop_assert_eq!(seen.len(), n);
+        for (i, (inputs, behaviour)) in spec.jobs.iter().enumerate() {
+            let s = &seen[&format!("j{i}")];
+            prop_assert_eq!(s.started + s.skipped, 1);
+            if let Some(blocked_by) = &s.blocked_by {
+                let p: usize = blocked_by[1..].parse().unwrap();
+                prop_assert!(inputs.contains(&p), "blocked_by names a direct input");
+                let parent = &seen[blocked_by];
+                let parent_blocks = parent.skipped == 1
+                    || matches!(
+                        parent.finished,
+                        Some(JobOutcome::Failed | JobOutcome::Cancelled)
+                    );
+                prop_assert!(parent_blocks, "blocked_by {} did complete", blocked_by);
+            }
+            if !spec.fail_fast {
+                // Without fail-fast, every job whose inputs completed runs, with the outcome its behaviour gives.
+                let expected = match behaviour {
+                    Behaviour::Succeed => JobOutcome::Complete,
+                    Behaviour::FailCommand | Behaviour::RaiseError => JobOutcome::Failed,
+                    Behaviour::ReturnNil => JobOutcome::Skipped,
+                };
+                if s.started == 1 {
+                    prop_assert_eq!(s.finished, Some(expected));
+                } else {
+                    prop_assert!(s.blocked_by.is_some());
+                }
+            }
+        }
+        let any_failed = seen
+            .values()
+            .any(|s| matches!(s.finished, Some(JobOutcome::Failed | JobOutcome::Cancelled)));
+        prop_assert_eq!(
+            *run_outcome,
+            if any_failed {
+                RunOutcome::Failed
+            } else {
+                RunOutcome::Complete
+            }
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_dags_keep_the_stream_contract(spec in spec()) {
+            let events = run_spec(&spec);
+            check(&spec, &events)?;
+        }
+    }
+}
