@@ -9,3 +9,4 @@ pub mod push;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
+pub mod stdlib;

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use super::Location;
 
@@ -17,6 +17,8 @@ pub struct JobRegistration {
     pub inputs: Value,
     pub run_fn: Value,
     pub location: Option<Location>,
+    /// Registered by quire itself (`ci.mirror`), so its id may use the reserved `quire/`.
+    pub builtin: bool,
 }
 
 /// One `(ci.image name)` call, as given.
@@ -33,6 +35,16 @@ pub struct Registry {
     pub images: Vec<ImageRegistration>,
 }
 
+/// The id of the job `ci.mirror` registers.
+pub const MIRROR_JOB_ID: &str = "quire/mirror";
+
+/// Makes the run-fn of the mirror job: the stdlib helper, bound to its arguments.
+const MIRROR_JOB: &str = r#"
+return function(url, opts)
+  return function(runtime) return require("quire.stdlib").mirror(runtime, url, opts) end
+end
+"#;
+
 /// Build the `quire.ci` module table, recording into `registry`.
 pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Table> {
     let module = lua.create_table()?;
@@ -46,6 +58,50 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
                 inputs,
                 run_fn,
                 location,
+                builtin: false,
+            });
+            Ok(())
+        })?,
+    )?;
+    let mirrors = registry.clone();
+    let mirror_job: Function = lua.load(MIRROR_JOB).set_name("=quire.ci").eval()?;
+    module.set(
+        "mirror",
+        lua.create_function(move |lua, (url, opts): (Value, Value)| {
+            let location = caller_location(lua);
+            let run_fn = match (&url, &opts) {
+                (Value::String(_), Value::Table(_) | Value::Nil) => {
+                    mirror_job.call::<Value>((url, opts.clone()))?
+                }
+                (Value::String(_), other) => {
+                    let kind = other.type_name();
+                    return Err(mlua::Error::runtime(format!(
+                        "ci.mirror: options must be a table, got {kind}"
+                    )));
+                }
+                (other, _) => {
+                    let kind = other.type_name();
+                    return Err(mlua::Error::runtime(format!(
+                        "ci.mirror: url must be a string, got {kind}"
+                    )));
+                }
+            };
+            // The mirror runs after `:after` (default: on every push).
+            let inputs = match &opts {
+                Value::Table(t) => t.get::<Value>("after")?,
+                _ => Value::Nil,
+            };
+            let inputs = match inputs {
+                Value::Nil => Value::Table(lua.create_sequence_from(["quire/push"])?),
+                after => after,
+            };
+            let id = Value::String(lua.create_string(MIRROR_JOB_ID)?);
+            mirrors.borrow_mut().jobs.push(JobRegistration {
+                id,
+                inputs,
+                run_fn,
+                location,
+                builtin: true,
             });
             Ok(())
         })?,

@@ -257,7 +257,7 @@ fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<Stri
         errors.push(PipelineError::new("job id is empty", &reg.location));
         return None;
     }
-    if id.contains('/') {
+    if id.contains('/') && !reg.builtin {
         errors.push(
             PipelineError::new(format!("job id '{id}' contains '/'"), &reg.location)
                 .help("'/' is reserved for sources such as quire/push"),

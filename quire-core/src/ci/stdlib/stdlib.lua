@@ -1,0 +1,51 @@
+-- quire.stdlib: helpers for run-fns, written against the public runtime API.
+local M = {}
+
+local function check_string(value, what)
+  if type(value) ~= "string" or value == "" then
+    error("mirror: " .. what .. " must be a non-empty string, got " .. type(value), 3)
+  end
+end
+
+-- Push the built commit to another remote: tag push.sha (when opts.tag is
+-- given), push opts.refs (default: the pushed ref) and the tag to url. The
+-- secret opts.secret, if any, reaches git as http.extraHeader through
+-- GIT_CONFIG_* variables, so it is never in argv, events or logs.
+function M.mirror(runtime, url, opts)
+  opts = opts or {}
+  check_string(url, "url")
+  local push = runtime.jobs("quire/push")
+  local env = {}
+  if opts.secret ~= nil then
+    check_string(opts.secret, ":secret")
+    env.GIT_CONFIG_COUNT = "1"
+    env.GIT_CONFIG_KEY_0 = "http.extraHeader"
+    env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
+  end
+  local refs = {}
+  for _, ref in ipairs(opts.refs or { push.ref }) do
+    check_string(ref, "each of :refs")
+    refs[#refs + 1] = ref
+  end
+  local tag
+  if opts.tag ~= nil then
+    tag = opts.tag(push)
+    check_string(tag, "the :tag function's result")
+    local tagged = runtime.sh({ "git", "tag", "--force", tag, push.sha }, { ["allow-failure"] = true })
+    if tagged.exit ~= 0 then
+      error("mirror: cannot tag " .. push.sha .. " as " .. tag .. ": " .. tagged.stderr, 0)
+    end
+    refs[#refs + 1] = "refs/tags/" .. tag
+  end
+  local argv = { "git", "push", url }
+  for _, ref in ipairs(refs) do
+    argv[#argv + 1] = ref
+  end
+  local pushed = runtime.sh(argv, { env = env, ["allow-failure"] = true })
+  if pushed.exit ~= 0 then
+    error("mirror: git push to " .. url .. " failed (exit code " .. pushed.exit .. "): " .. pushed.stderr, 0)
+  end
+  return { url = url, refs = refs, tag = tag }
+end
+
+return M
