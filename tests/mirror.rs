@@ -37,7 +37,7 @@ fn repo_with_remote(pipeline: &str) -> (Workspace, tempfile::TempDir) {
     (ws, remote)
 }
 
-fn run_with_secret(ws: &Workspace, remote: &Path) -> Run {
+fn run_with_secret(ws: &Workspace) -> Run {
     let out = ws.path().join(".quire-out");
     let mut cmd = common::quire_ci();
     cmd.args([
@@ -69,7 +69,7 @@ const PIPELINE: &str = r#"(local ci (require :quire.ci))
 fn mirror_pushes_the_ref_and_tag_and_never_shows_the_secret() {
     let (ws, remote) = repo_with_remote(PIPELINE);
     rewrite_remote(&ws, remote.path());
-    let run = run_with_secret(&ws, remote.path());
+    let run = run_with_secret(&ws);
     run.assert_code(0);
     let sha = git(ws.path(), &["rev-parse", "HEAD"]);
     let tag = format!("ci-{}", &sha[..7]);
@@ -98,7 +98,7 @@ fn mirror_pushes_the_ref_and_tag_and_never_shows_the_secret() {
 fn a_failing_push_fails_the_mirror_job_with_gits_message() {
     let (ws, remote) = repo_with_remote(PIPELINE);
     rewrite_remote(&ws, &remote.path().join("missing.git"));
-    let run = run_with_secret(&ws, remote.path());
+    let run = run_with_secret(&ws);
     run.assert_code(1);
     assert!(run.event_lines().contains(
         &r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"failed"}"#.to_string()
