@@ -24,12 +24,52 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the pipeline and list its jobs in the order they can run
+    #[command(
+        after_help = "Examples:\n  quire-ci validate\n  quire-ci -w ../app validate --format json\n  quire-ci validate --format dot | dot -Tsvg > pipeline.svg"
+    )]
     Validate(ValidateArgs),
     /// Run the pipeline
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Run a Fennel file in the sandbox, or print the Lua it compiles to
+    #[command(
+        after_help = "Examples:\n  quire-ci fennel script.fnl\n  quire-ci fennel --compile .quire/ci.fnl"
+    )]
     Fennel(FennelArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Example:\n  quire-ci completions bash > ~/.local/share/bash-completion/completions/quire-ci"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of quire-ci or of one subcommand
+    #[command(
+        after_help = "Examples:\n  quire-ci man > quire-ci.1\n  quire-ci man run > quire-ci-run.1"
+    )]
+    Man(ManArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand, for its own page
+    pub subcommand: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  quire-ci run
+  quire-ci run --events stdout | jq -c 'select(.type == \"sh_finished\")'
+  quire-ci run --events run.jsonl --out-dir ci-logs -j 4 --fail-fast
+  quire-ci run --secret TOKEN=env:GITHUB_TOKEN --secret KEY=file:deploy.key
+  quire-ci run --sha $(git rev-parse HEAD) --ref refs/heads/main --timeout 30m
+
+Exit codes: 0 complete, 1 a job failed or the pipeline is invalid, 2 usage or
+set-up error, 3 the run record or a log could not be written, 130/143 SIGINT/SIGTERM.";
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {

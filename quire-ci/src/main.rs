@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&workspace, &args),
         Command::Run(args) => commands::run::run(&workspace, &args),
         Command::Fennel(args) => commands::fennel::run(&args),
+        Command::Completions(args) => commands::generate::completions(args.shell),
+        Command::Man(args) => commands::generate::man(args.subcommand.as_deref()),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,71 @@
+//! The command line itself: help, completions, man pages, usage errors.
+
+mod common;
+
+use common::{Run, quire_ci};
+
+fn run(args: &[&str]) -> Run {
+    Run::from(quire_ci().args(args).output().unwrap())
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for sub in ["validate", "run", "fennel", "completions", "man"] {
+        let help = run(&[sub, "--help"]);
+        help.assert_code(0);
+        assert!(
+            help.stdout.contains("Example"),
+            "{sub} --help has no example:\n{}",
+            help.stdout
+        );
+    }
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef quire-ci"),
+        ("fish", "complete -c quire-ci"),
+    ] {
+        let out = run(&["completions", shell]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains(marker),
+            "{shell}: {}",
+            &out.stdout[..out.stdout.len().min(200)]
+        );
+        assert!(
+            out.stdout.contains("fail-fast"),
+            "{shell} completions miss run's flags"
+        );
+    }
+}
+
+#[test]
+fn man_pages_cover_the_tool_and_each_subcommand() {
+    let page = run(&["man"]);
+    page.assert_code(0);
+    assert!(page.stdout.contains(".TH quire-ci 1"));
+    let page = run(&["man", "run"]);
+    page.assert_code(0);
+    assert!(page.stdout.contains(".TH quire-ci-run 1") && page.stdout.contains("fail\\-fast"));
+    let unknown = run(&["man", "nope"]);
+    unknown.assert_code(2);
+    assert!(unknown.stderr.contains("no subcommand 'nope'"));
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    run(&["run", "--no-such-flag"]).assert_code(2);
+    run(&["run", "-j", "0"]).assert_code(2);
+    let bad = run(&["run", "--timeout", "soon"]);
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("invalid duration 'soon'"));
+    let bad = run(&["run", "--secret", "TOKEN"]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr
+            .contains("expected NAME=env:VAR or NAME=file:PATH")
+    );
+}
