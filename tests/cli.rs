@@ -35,10 +35,7 @@ fn completions_are_generated_for_each_shell() {
             "{shell}: {}",
             &out.stdout[..out.stdout.len().min(200)]
         );
-        assert!(
-            out.stdout.contains("fail-fast"),
-            "{shell} completions miss run's flags"
-        );
+        assert!(out.stdout.contains("fail-fast"), "{shell} completions miss run's flags");
     }
 }
 
@@ -64,8 +61,5 @@ fn bad_flags_are_usage_errors() {
     assert!(bad.stderr.contains("invalid duration 'soon'"));
     let bad = run(&["run", "--secret", "TOKEN"]);
     bad.assert_code(2);
-    assert!(
-        bad.stderr
-            .contains("expected NAME=env:VAR or NAME=file:PATH")
-    );
+    assert!(bad.stderr.contains("expected NAME=env:VAR or NAME=file:PATH"));
 }

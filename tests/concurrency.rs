@@ -12,9 +12,7 @@ use common::Workspace;
 use serde_json::Value;
 
 fn events_of(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// (start, end) in ms of each `sh` of `job`, from the stream.
@@ -40,10 +38,7 @@ fn independent_jobs_run_at_once() {
     let run = ws.run_events(&["-j", "4"]);
     run.assert_code(0);
     let events = run.events();
-    let intervals: Vec<(u64, u64)> = ["a", "b", "c", "d"]
-        .iter()
-        .map(|j| sh_interval(&events, j))
-        .collect();
+    let intervals: Vec<(u64, u64)> = ["a", "b", "c", "d"].iter().map(|j| sh_interval(&events, j)).collect();
     // Every command started before any of them finished: all four overlapped.
     let last_start = intervals.iter().map(|i| i.0).max().unwrap();
     let first_end = intervals.iter().map(|i| i.1).min().unwrap();
@@ -113,29 +108,15 @@ ci.job("later", {"quire/push"}, function(rt) rt.sh("true") end)
     let started = Instant::now();
     let run = ws.run_events(&["-j", "2", "--fail-fast"]);
     run.assert_code(1);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the sleep was not stopped"
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "the sleep was not stopped");
     let lines = run.event_lines();
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_finished","job_id":"broken","outcome":"failed"}"#.to_string()
-        )
-    );
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_finished","job_id":"slow","outcome":"cancelled"}"#.to_string()
-        )
-    );
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"broken","outcome":"failed"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"slow","outcome":"cancelled"}"#.to_string()));
     assert!(
         lines.contains(&r#"{"type":"job_skipped","job_id":"later"}"#.to_string()),
         "{lines:#?}"
     );
-    assert_eq!(
-        lines.last().unwrap(),
-        r#"{"type":"run_finished","outcome":"failed"}"#
-    );
+    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"failed"}"#);
 }
 
 /// Start `quire-ci run` in the background with events to `<ws>/run.jsonl`.
@@ -156,10 +137,7 @@ fn wait_for_events(path: &Path, needle: &str, count: usize) {
         if text.matches(needle).count() >= count {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {needle} in:\n{text}"
-        );
+        assert!(Instant::now() < deadline, "timed out waiting for {needle} in:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -174,10 +152,7 @@ fn processes_with(marker: &str) -> Vec<String> {
         }
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(marker) {
-            found.push(format!(
-                "{}: {cmdline}",
-                entry.file_name().to_string_lossy()
-            ));
+            found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
         }
     }
     found
@@ -221,18 +196,18 @@ ci.job("after", {{"long"}}, function(rt) rt.sh("true") end)
         (Some("run_finished"), Some("cancelled"))
     );
     for job in ["long", "other"] {
+        assert!(events.iter().any(|e| e["type"] == "sh_finished" && e["job_id"] == job));
         assert!(
             events
                 .iter()
-                .any(|e| e["type"] == "sh_finished" && e["job_id"] == job)
+                .any(|e| e["type"] == "job_finished" && e["job_id"] == job && e["outcome"] == "cancelled")
         );
-        assert!(events.iter().any(|e| e["type"] == "job_finished"
-            && e["job_id"] == job
-            && e["outcome"] == "cancelled"));
     }
-    assert!(events.iter().any(|e| e["type"] == "job_skipped"
-        && e["job_id"] == "after"
-        && e["blocked_by"] == "long"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "job_skipped" && e["job_id"] == "after" && e["blocked_by"] == "long")
+    );
     assert_no_process_with(marker);
 }
 

@@ -8,12 +8,7 @@ use std::process::Command;
 use common::{Run, Workspace};
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
     assert!(
         out.status.success(),
         "git {args:?}: {}",
@@ -50,10 +45,7 @@ fn run_with_secret(ws: &Workspace) -> Run {
     ])
     .arg(&out)
     .args(["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"])
-    .env(
-        "QUIRE_TEST_PUSH_HEADER",
-        "Authorization: Bearer sekrit-token-123",
-    );
+    .env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123");
     Run::from(cmd.output().unwrap())
 }
 
@@ -75,16 +67,11 @@ fn mirror_pushes_the_ref_and_tag_and_never_shows_the_secret() {
     let tag = format!("ci-{}", &sha[..7]);
     assert_eq!(git(remote.path(), &["rev-parse", "refs/heads/main"]), sha);
     assert_eq!(
-        git(
-            remote.path(),
-            &["rev-parse", &format!("refs/tags/{tag}^{{commit}}")]
-        ),
+        git(remote.path(), &["rev-parse", &format!("refs/tags/{tag}^{{commit}}")]),
         sha
     );
     let lines = run.event_lines();
-    assert!(lines.contains(
-        &r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"complete"}"#.to_string()
-    ));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"complete"}"#.to_string()));
     let logs = walk(&ws.path().join(".quire-out"));
     for text in std::iter::once(&run.stdout)
         .chain(std::iter::once(&run.stderr))
@@ -100,13 +87,13 @@ fn a_failing_push_fails_the_mirror_job_with_gits_message() {
     rewrite_remote(&ws, &remote.path().join("missing.git"));
     let run = run_with_secret(&ws);
     run.assert_code(1);
-    assert!(run.event_lines().contains(
-        &r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"failed"}"#.to_string()
-    ));
+    assert!(
+        run.event_lines()
+            .contains(&r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"failed"}"#.to_string())
+    );
     assert!(run.stderr.contains("mirror: git push to"), "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("does not appear to be a git repository"),
+        run.stderr.contains("does not appear to be a git repository"),
         "{}",
         run.stderr
     );
@@ -114,9 +101,7 @@ fn a_failing_push_fails_the_mirror_job_with_gits_message() {
 
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).
 fn rewrite_remote(ws: &Workspace, remote: &Path) {
-    let text = ws
-        .read(".quire/ci.fnl")
-        .replace("REMOTE", remote.to_str().unwrap());
+    let text = ws.read(".quire/ci.fnl").replace("REMOTE", remote.to_str().unwrap());
     ws.write(".quire/ci.fnl", &text);
 }
 

@@ -25,12 +25,9 @@ fn two_jobs_with_a_failing_command_give_the_exact_stream_and_logs() {
     assert_eq!(
         run.event_lines(),
         vec![
-            format!(
-                r#"{{"type":"run_started","sha":"{sha}","ref":"refs/heads/main","jobs":["build","test"]}}"#
-            ),
+            format!(r#"{{"type":"run_started","sha":"{sha}","ref":"refs/heads/main","jobs":["build","test"]}}"#),
             r#"{"type":"job_started","job_id":"build"}"#.to_string(),
-            r#"{"type":"sh_started","job_id":"build","cmd":"echo compiling; echo careful >&2"}"#
-                .to_string(),
+            r#"{"type":"sh_started","job_id":"build","cmd":"echo compiling; echo careful >&2"}"#.to_string(),
             r#"{"type":"sh_finished","job_id":"build","exit_code":0}"#.to_string(),
             r#"{"type":"job_finished","job_id":"build","outcome":"complete"}"#.to_string(),
             r#"{"type":"job_started","job_id":"test"}"#.to_string(),
@@ -47,10 +44,7 @@ fn two_jobs_with_a_failing_command_give_the_exact_stream_and_logs() {
         cri_lines(&ws.log("build", 1)),
         vec!["stdout F compiling", "stderr F careful"]
     );
-    assert_eq!(
-        cri_lines(&ws.log("test", 1)),
-        vec!["stdout F testing app.bin"]
-    );
+    assert_eq!(cri_lines(&ws.log("test", 1)), vec!["stdout F testing app.bin"]);
     assert_eq!(cri_lines(&ws.log("test", 2)), Vec::<String>::new());
     // The person at the terminal sees why.
     assert!(
@@ -75,19 +69,9 @@ ci.job("lint", {"quire/push"}, function(rt) rt.sh("true") end)
     let run = ws.run_events(&[]);
     run.assert_code(1);
     let lines = run.event_lines();
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_skipped","job_id":"package","blocked_by":"test"}"#.to_string()
-        )
-    );
-    assert!(lines.contains(
-        &r#"{"type":"job_skipped","job_id":"deploy","blocked_by":"package"}"#.to_string()
-    ));
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_finished","job_id":"lint","outcome":"complete"}"#.to_string()
-        )
-    );
+    assert!(lines.contains(&r#"{"type":"job_skipped","job_id":"package","blocked_by":"test"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_skipped","job_id":"deploy","blocked_by":"package"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"lint","outcome":"complete"}"#.to_string()));
     assert!(!run.stdout.contains("never"));
 }
 
@@ -104,20 +88,9 @@ ci.job("check", {"after"}, function(rt) if not rt.jobs("after").seen then error(
     let run = ws.run_events(&[]);
     run.assert_code(0);
     let lines = run.event_lines();
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_finished","job_id":"maybe","outcome":"skipped"}"#.to_string()
-        )
-    );
-    assert!(
-        lines.contains(
-            &r#"{"type":"job_finished","job_id":"check","outcome":"skipped"}"#.to_string()
-        )
-    );
-    assert_eq!(
-        lines.last().unwrap(),
-        r#"{"type":"run_finished","outcome":"complete"}"#
-    );
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"maybe","outcome":"skipped"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"check","outcome":"skipped"}"#.to_string()));
+    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"complete"}"#);
 }
 
 #[test]
@@ -135,18 +108,9 @@ end)
     let run = ws.run_events(&[]);
     run.assert_code(0);
     assert_eq!(run.events().len(), 6);
-    for text in [
-        "top-level print",
-        "print from a job",
-        "COMMAND OUTPUT",
-        "TO STDERR",
-    ] {
+    for text in ["top-level print", "print from a job", "COMMAND OUTPUT", "TO STDERR"] {
         assert!(!run.stdout.contains(text), "{text} leaked to stdout");
-        assert!(
-            run.stderr.contains(text),
-            "{text} missing from stderr:\n{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(text), "{text} missing from stderr:\n{}", run.stderr);
     }
 }
 
@@ -181,8 +145,7 @@ ci.job("touch", {"quire/push"}, function(rt) rt.sh("touch ran") end)
     let run = ws.run(&["run", "--events", "no/such/dir/run.jsonl"]);
     run.assert_code(2);
     assert!(
-        run.stderr
-            .contains("cannot open the events file no/such/dir/run.jsonl"),
+        run.stderr.contains("cannot open the events file no/such/dir/run.jsonl"),
         "{}",
         run.stderr
     );
@@ -198,12 +161,7 @@ fn a_missing_pipeline_is_a_setup_error_recorded_as_run_finished() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["type"], "run_finished");
     assert_eq!(events[0]["outcome"], "failed");
-    assert!(
-        events[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("expected .quire/ci.fnl")
-    );
+    assert!(events[0]["error"].as_str().unwrap().contains("expected .quire/ci.fnl"));
 }
 
 #[test]
@@ -213,8 +171,7 @@ fn a_missing_workspace_is_a_usage_error() {
     let run = common::Run::from(cmd.output().unwrap());
     run.assert_code(2);
     assert!(
-        run.stderr
-            .contains("workspace /no/such/workspace does not exist"),
+        run.stderr.contains("workspace /no/such/workspace does not exist"),
         "{}",
         run.stderr
     );
@@ -245,8 +202,7 @@ fn an_error_in_a_run_fn_fails_that_job_with_the_line() {
             .contains(&r#"{"type":"job_finished","job_id":"x","outcome":"failed"}"#.to_string())
     );
     assert!(
-        run.stderr
-            .contains(".quire/ci.lua:4: attempt to index a nil value"),
+        run.stderr.contains(".quire/ci.lua:4: attempt to index a nil value"),
         "{}",
         run.stderr
     );
@@ -312,17 +268,8 @@ end)
     .env("QUIRE_TEST_TOKEN", "hunter2-s3cret");
     let run = common::Run::from(cmd.output().unwrap());
     run.assert_code(0);
-    assert!(
-        run.stdout.contains(r#""cmd":"echo using ***""#),
-        "{}",
-        run.stdout
-    );
-    for text in [
-        &run.stdout,
-        &run.stderr,
-        &ws.log("deploy", 1),
-        &ws.log("deploy", 2),
-    ] {
+    assert!(run.stdout.contains(r#""cmd":"echo using ***""#), "{}", run.stdout);
+    for text in [&run.stdout, &run.stderr, &ws.log("deploy", 1), &ws.log("deploy", 2)] {
         assert!(!text.contains("hunter2-s3cret"), "secret leaked: {text}");
     }
     assert_eq!(cri_lines(&ws.log("deploy", 1)), vec!["stdout F using ***"]);
@@ -340,19 +287,10 @@ ci.job("c", {"quire/push"}, function(rt) rt.secret("NOPE") end)
     );
     let run = ws.run_events(&[]);
     run.assert_code(1);
+    assert!(run.stderr.contains("'a' is not an input of job 'b'"), "{}", run.stderr);
+    assert!(run.stderr.contains("it can read: quire/push"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("'a' is not an input of job 'b'"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("it can read: quire/push"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("unknown secret 'NOPE'; no secrets are declared"),
+        run.stderr.contains("unknown secret 'NOPE'; no secrets are declared"),
         "{}",
         run.stderr
     );
@@ -380,27 +318,19 @@ ci.job("escape", {"quire/push"}, function(rt) rt.sh("pwd", {cwd = "../.."}) end)
     assert_eq!(log[0], "stdout F hello");
     assert!(log[1].ends_with("/sub"), "{log:?}");
     assert!(
-        run.event_lines().contains(
-            &r#"{"type":"job_finished","job_id":"opts","outcome":"complete"}"#.to_string()
-        )
+        run.event_lines()
+            .contains(&r#"{"type":"job_finished","job_id":"opts","outcome":"complete"}"#.to_string())
     );
-    assert!(
-        run.stderr.contains(":cwd ../.. leaves the workspace"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(":cwd ../.. leaves the workspace"), "{}", run.stderr);
 }
 
 #[test]
 fn a_run_fn_returning_a_non_table_fails() {
-    let ws = Workspace::lua(
-        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function() return 42 end)\n",
-    );
+    let ws = Workspace::lua("local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function() return 42 end)\n");
     let run = ws.run_events(&[]);
     run.assert_code(1);
     assert!(
-        run.stderr
-            .contains("returned a integer; it must return a table"),
+        run.stderr.contains("returned a integer; it must return a table"),
         "{}",
         run.stderr
     );

@@ -32,9 +32,7 @@ pub enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Run a Fennel file in the sandbox, or print the Lua it compiles to
-    #[command(
-        after_help = "Examples:\n  quire-ci fennel script.fnl\n  quire-ci fennel --compile .quire/ci.fnl"
-    )]
+    #[command(after_help = "Examples:\n  quire-ci fennel script.fnl\n  quire-ci fennel --compile .quire/ci.fnl")]
     Fennel(FennelArgs),
     /// Print a shell completion script
     #[command(
@@ -42,9 +40,7 @@ pub enum Command {
     )]
     Completions(CompletionsArgs),
     /// Print the man page (roff) of quire-ci or of one subcommand
-    #[command(
-        after_help = "Examples:\n  quire-ci man > quire-ci.1\n  quire-ci man run > quire-ci-run.1"
-    )]
+    #[command(after_help = "Examples:\n  quire-ci man > quire-ci.1\n  quire-ci man run > quire-ci-run.1")]
     Man(ManArgs),
 }
 
@@ -138,9 +134,7 @@ pub struct FennelArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!("invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds")
-    };
+    let invalid = || format!("invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds");
     if let Ok(secs) = text.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
             .ok()

@@ -1,17 +1,51 @@
 //! The human reporter: progress and command output on stderr, then a summary.
 //! It is one more observer of the run's events; it never touches stdout.
+//!
+//! Plain text when stderr is not a terminal (logs, CI), colour and a live
+//! status line of the running jobs when it is (never with `NO_COLOR`).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
-use quire_core::ci::event::{Event, EventKind, JobOutcome, RunOutcome};
+use anstyle::{AnsiColor, Style};
+use quire_core::ci::event::{Event, EventKind, JobOutcome, RunOutcome, now_ms};
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
 
 /// Lines of output kept per job for the failure summary.
 const TAIL_LINES: usize = 10;
 
+/// Colours given to job prefixes in turn, so interleaved output stays readable.
+const JOB_COLOURS: [AnsiColor; 6] = [
+    AnsiColor::Cyan,
+    AnsiColor::Magenta,
+    AnsiColor::Blue,
+    AnsiColor::Yellow,
+    AnsiColor::Green,
+    AnsiColor::Red,
+];
+
+/// How the reporter writes: plain for files and pipes, styled for a person at a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plain,
+    Terminal,
+}
+
+impl Mode {
+    /// Terminal only when stderr is one and `NO_COLOR` is unset (or empty).
+    pub fn detect() -> Mode {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if io::stderr().is_terminal() && !no_color {
+            Mode::Terminal
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
 #[derive(Default)]
 struct JobView {
+    colour: usize,
     started_ms: Option<u64>,
     finished_ms: Option<u64>,
     outcome: Option<JobOutcome>,
@@ -25,42 +59,118 @@ struct JobView {
 
 pub struct Reporter<W: Write> {
     out: W,
+    mode: Mode,
     quiet: bool,
     /// Job ids in declaration order, for the summary.
     order: Vec<String>,
     jobs: HashMap<String, JobView>,
+    /// Running jobs, in the order they started, for the live status line.
+    running: Vec<String>,
+    status_shown: bool,
     width: usize,
     run_started_ms: Option<u64>,
 }
 
 impl Reporter<io::Stderr> {
     pub fn stderr(quiet: bool) -> Self {
-        Reporter::new(io::stderr(), quiet)
+        Reporter::new(io::stderr(), Mode::detect(), quiet)
     }
 }
 
 impl<W: Write> Reporter<W> {
-    pub fn new(out: W, quiet: bool) -> Self {
+    pub fn new(out: W, mode: Mode, quiet: bool) -> Self {
         Reporter {
             out,
+            mode,
             quiet,
             order: Vec::new(),
             jobs: HashMap::new(),
+            running: Vec::new(),
+            status_shown: false,
             width: 0,
             run_started_ms: None,
         }
     }
 
-    fn job(&mut self, id: &str) -> &mut JobView {
-        if !self.jobs.contains_key(id) {
-            self.order.push(id.to_string());
-            self.width = self.width.max(id.len());
-        }
-        self.jobs.entry(id.to_string()).or_default()
+    /// Redraw the live status line (durations move on between events).
+    pub fn tick(&mut self) {
+        let _ = self.draw_status();
     }
 
+    fn paint(&self, style: Style, text: &str) -> String {
+        match self.mode {
+            Mode::Plain => text.to_string(),
+            Mode::Terminal => format!("{style}{text}{style:#}"),
+        }
+    }
+
+    fn job(&mut self, id: &str) -> &mut JobView {
+        if !self.jobs.contains_key(id) {
+            let colour = self.order.len() % JOB_COLOURS.len();
+            self.order.push(id.to_string());
+            self.width = self.width.max(id.len());
+            self.jobs.insert(
+                id.to_string(),
+                JobView {
+                    colour,
+                    ..JobView::default()
+                },
+            );
+        }
+        self.jobs.get_mut(id).expect("inserted above")
+    }
+
+    /// Take the status line off the screen before printing above it.
+    fn clear_status(&mut self) -> io::Result<()> {
+        if self.status_shown {
+            write!(self.out, "\r\x1b[2K")?;
+            self.status_shown = false;
+        }
+        Ok(())
+    }
+
+    fn draw_status(&mut self) -> io::Result<()> {
+        if self.mode != Mode::Terminal || self.quiet {
+            return Ok(());
+        }
+        self.clear_status()?;
+        if self.running.len() < 2 {
+            return self.out.flush();
+        }
+        let now = now_ms();
+        let parts: Vec<String> = self
+            .running
+            .iter()
+            .map(|id| {
+                format!(
+                    "{id} {}",
+                    duration(self.jobs.get(id).and_then(|j| j.started_ms), Some(now))
+                )
+            })
+            .collect();
+        let text = format!("running: {}", parts.join(", "));
+        let text = self.paint(Style::new().dimmed(), &text);
+        write!(self.out, "{text}")?;
+        self.status_shown = true;
+        self.out.flush()
+    }
+
+    /// One line about a job, prefixed by its id (aligned, coloured per job).
     fn line(&mut self, job_id: &str, text: &str) -> io::Result<()> {
-        writeln!(self.out, "{job_id:<width$} | {text}", width = self.width)
+        self.clear_status()?;
+        let colour = self.job(job_id).colour;
+        let prefix = format!("{job_id:<width$} |", width = self.width);
+        let prefix = self.paint(Style::new().fg_color(Some(JOB_COLOURS[colour].into())), &prefix);
+        writeln!(self.out, "{prefix} {text}")
+    }
+
+    fn outcome_style(outcome: &str) -> Style {
+        let colour = match outcome {
+            "complete" => AnsiColor::Green,
+            "failed" | "cancelled" => AnsiColor::Red,
+            _ => AnsiColor::Yellow,
+        };
+        Style::new().fg_color(Some(colour.into())).bold()
     }
 
     fn on_wire(&mut self, event: &Event) -> io::Result<()> {
@@ -74,15 +184,12 @@ impl<W: Write> Reporter<W> {
                 if !self.quiet {
                     let short = &sha[..sha.len().min(12)];
                     let count = jobs.len();
-                    writeln!(
-                        self.out,
-                        "run {short} {git_ref}: {count} job{}",
-                        plural(count)
-                    )?;
+                    writeln!(self.out, "run {short} {git_ref}: {count} job{}", plural(count))?;
                 }
             }
             EventKind::JobStarted { job_id } => {
                 self.job(job_id).started_ms = Some(at);
+                self.running.push(job_id.clone());
                 if !self.quiet {
                     self.line(job_id, "started")?;
                 }
@@ -93,33 +200,33 @@ impl<W: Write> Reporter<W> {
                 job.last_exit = None;
                 job.tail.clear();
                 if !self.quiet {
-                    self.line(job_id, &format!("$ {cmd}"))?;
+                    let text = self.paint(Style::new().bold(), &format!("$ {cmd}"));
+                    self.line(job_id, &text)?;
                 }
             }
             EventKind::ShFinished { job_id, exit_code } => {
                 self.job(job_id).last_exit = Some(*exit_code);
             }
             EventKind::JobFinished { job_id, outcome } => {
+                self.running.retain(|id| id != job_id);
                 let job = self.job(job_id);
                 job.finished_ms = Some(at);
                 job.outcome = Some(*outcome);
                 let took = duration(job.started_ms, Some(at));
                 let error = job.error.clone();
                 let tail: Vec<String> = job.tail.iter().cloned().collect();
-                match outcome {
-                    JobOutcome::Failed => {
-                        let why = error.map(|e| format!(": {e}")).unwrap_or_default();
-                        self.line(job_id, &format!("failed in {took}{why}"))?;
-                        if self.quiet && !tail.is_empty() {
-                            for text in tail {
-                                self.line(job_id, &text)?;
-                            }
+                let word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
+                if *outcome == JobOutcome::Failed {
+                    let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+                    self.line(job_id, &format!("{word} in {took}{why}"))?;
+                    // Quiet mode showed no output; show what led to the failure.
+                    if self.quiet {
+                        for text in tail {
+                            self.line(job_id, &text)?;
                         }
                     }
-                    other if !self.quiet => {
-                        self.line(job_id, &format!("{} in {took}", other.as_str()))?
-                    }
-                    _ => {}
+                } else if !self.quiet {
+                    self.line(job_id, &format!("{word} in {took}"))?;
                 }
             }
             EventKind::JobSkipped { job_id, blocked_by } => {
@@ -127,14 +234,16 @@ impl<W: Write> Reporter<W> {
                 job.not_run = true;
                 job.blocked_by = blocked_by.clone();
                 if !self.quiet {
+                    let word = self.paint(Self::outcome_style("not run"), "not run");
                     let why = match blocked_by {
-                        Some(input) => format!("not run: blocked by {input}"),
-                        None => "not run: the run stopped first".to_string(),
+                        Some(input) => format!("{word}: blocked by {input}"),
+                        None => format!("{word}: the run stopped first"),
                     };
                     self.line(job_id, &why)?;
                 }
             }
             EventKind::RunFinished { outcome, error } => {
+                self.clear_status()?;
                 if let Some(error) = error {
                     writeln!(self.out, "{error}")?;
                 }
@@ -145,13 +254,16 @@ impl<W: Write> Reporter<W> {
     }
 
     fn summary(&mut self, at: u64, outcome: RunOutcome) -> io::Result<()> {
+        let run_word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
         if self.order.is_empty() || self.run_started_ms.is_none() {
-            return writeln!(self.out, "run {}", outcome.as_str());
+            return writeln!(self.out, "run {run_word}");
         }
         let width = self.width.max(3);
         writeln!(self.out)?;
-        writeln!(self.out, "{:<width$}  {:<9}  duration", "job", "outcome")?;
+        let header = format!("{:<width$}  {:<9}  duration", "job", "outcome");
+        writeln!(self.out, "{}", self.paint(Style::new().bold(), &header))?;
         let mut counts: Vec<(&str, usize)> = Vec::new();
+        let mut rows = Vec::new();
         for id in &self.order {
             let job = &self.jobs[id];
             let (state, detail) = match (job.outcome, job.not_run) {
@@ -165,11 +277,19 @@ impl<W: Write> Reporter<W> {
                 ),
                 (None, false) => ("unfinished", String::new()),
             };
-            writeln!(self.out, "{id:<width$}  {state:<9}  {detail}")?;
+            rows.push((id.clone(), state, detail));
             match counts.iter_mut().find(|(s, _)| *s == state) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((state, 1)),
             }
+        }
+        for (id, state, detail) in rows {
+            let padded = format!("{state:<9}");
+            writeln!(
+                self.out,
+                "{id:<width$}  {}  {detail}",
+                self.paint(Self::outcome_style(state), &padded)
+            )?;
         }
         for id in &self.order {
             let job = &self.jobs[id];
@@ -177,38 +297,30 @@ impl<W: Write> Reporter<W> {
                 continue;
             }
             writeln!(self.out)?;
-            match (&job.last_cmd, job.last_exit) {
+            let headline = match (&job.last_cmd, job.last_exit) {
                 (Some(cmd), Some(code)) if code != 0 => {
-                    writeln!(self.out, "{id}: `{cmd}` exited with code {code}")?
+                    format!("{id}: `{cmd}` exited with code {code}")
                 }
-                _ => writeln!(
-                    self.out,
-                    "{id}: {}",
-                    job.error.as_deref().unwrap_or("failed")
-                )?,
-            }
+                _ => format!("{id}: {}", job.error.as_deref().unwrap_or("failed")),
+            };
+            writeln!(
+                self.out,
+                "{}",
+                self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
+            )?;
             for text in &job.tail {
                 writeln!(self.out, "  {text}")?;
             }
         }
-        let counts: Vec<String> = counts
-            .iter()
-            .map(|(state, n)| format!("{n} {state}"))
-            .collect();
-        writeln!(
-            self.out,
-            "\nrun {} in {}: {}",
-            outcome.as_str(),
-            duration(self.run_started_ms, Some(at)),
-            counts.join(", ")
-        )
+        let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
+        let total = duration(self.run_started_ms, Some(at));
+        writeln!(self.out, "\nrun {run_word} in {total}: {}", counts.join(", "))
     }
 }
 
 impl<W: Write> Observer for Reporter<W> {
     fn observe(&mut self, event: &RuntimeEvent) -> io::Result<()> {
-        // The reporter is for a person: a closed stderr must not stop the run.
-        let _ = match event {
+        let result = match event {
             RuntimeEvent::Wire(event) => self.on_wire(event),
             RuntimeEvent::Output { job_id, line, .. } => {
                 let text = String::from_utf8_lossy(line).into_owned();
@@ -217,17 +329,15 @@ impl<W: Write> Observer for Reporter<W> {
                     job.tail.pop_front();
                 }
                 job.tail.push_back(text.clone());
-                if self.quiet {
-                    Ok(())
-                } else {
-                    self.line(job_id, &text)
-                }
+                if self.quiet { Ok(()) } else { self.line(job_id, &text) }
             }
             RuntimeEvent::JobError { job_id, message } => {
                 self.job(job_id).error = Some(message.clone());
                 Ok(())
             }
         };
+        // The reporter is for a person: a closed stderr must not stop the run.
+        let _ = result.and_then(|()| self.draw_status());
         Ok(())
     }
 }
@@ -247,5 +357,175 @@ fn duration(start: Option<u64>, end: Option<u64>) -> String {
             }
         }
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(at_ms: u64, kind: EventKind) -> RuntimeEvent {
+        RuntimeEvent::Wire(Event { at_ms, kind })
+    }
+
+    fn output(job: &str, line: &str) -> RuntimeEvent {
+        RuntimeEvent::Output {
+            job_id: job.into(),
+            stream: quire_core::ci::process::OutputStream::Stdout,
+            line: line.as_bytes().to_vec(),
+        }
+    }
+
+    /// A run with a complete job, a failed one and a blocked one, at fixed times.
+    fn failing_run() -> Vec<RuntimeEvent> {
+        vec![
+            wire(
+                1000,
+                EventKind::RunStarted {
+                    sha: "ab".repeat(20),
+                    git_ref: "refs/heads/main".into(),
+                    jobs: vec!["build".into(), "test".into(), "deploy".into()],
+                },
+            ),
+            wire(1000, EventKind::JobStarted { job_id: "build".into() }),
+            wire(
+                1010,
+                EventKind::ShStarted {
+                    job_id: "build".into(),
+                    cmd: "make".into(),
+                },
+            ),
+            output("build", "compiled"),
+            wire(
+                2250,
+                EventKind::ShFinished {
+                    job_id: "build".into(),
+                    exit_code: 0,
+                },
+            ),
+            wire(
+                2250,
+                EventKind::JobFinished {
+                    job_id: "build".into(),
+                    outcome: JobOutcome::Complete,
+                },
+            ),
+            wire(2260, EventKind::JobStarted { job_id: "test".into() }),
+            wire(
+                2260,
+                EventKind::ShStarted {
+                    job_id: "test".into(),
+                    cmd: "make check".into(),
+                },
+            ),
+            output("test", "1 test failed"),
+            wire(
+                2760,
+                EventKind::ShFinished {
+                    job_id: "test".into(),
+                    exit_code: 2,
+                },
+            ),
+            RuntimeEvent::JobError {
+                job_id: "test".into(),
+                message: ".quire/ci.fnl:7: command `make check` exited with code 2".into(),
+            },
+            wire(
+                2760,
+                EventKind::JobFinished {
+                    job_id: "test".into(),
+                    outcome: JobOutcome::Failed,
+                },
+            ),
+            wire(
+                2760,
+                EventKind::JobSkipped {
+                    job_id: "deploy".into(),
+                    blocked_by: Some("test".into()),
+                },
+            ),
+            wire(
+                2770,
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Failed,
+                    error: None,
+                },
+            ),
+        ]
+    }
+
+    fn render(events: &[RuntimeEvent], mode: Mode, quiet: bool) -> String {
+        let mut reporter = Reporter::new(Vec::new(), mode, quiet);
+        for event in events {
+            reporter.observe(event).unwrap();
+        }
+        String::from_utf8(reporter.out).unwrap()
+    }
+
+    #[test]
+    fn plain_failing_run() {
+        assert_eq!(
+            render(&failing_run(), Mode::Plain, false),
+            "\
+run abababababab refs/heads/main: 3 jobs
+build  | started
+build  | $ make
+build  | compiled
+build  | complete in 1.25s
+test   | started
+test   | $ make check
+test   | 1 test failed
+test   | failed in 0.50s: .quire/ci.fnl:7: command `make check` exited with code 2
+deploy | not run: blocked by test
+
+job     outcome    duration
+build   complete   1.25s
+test    failed     0.50s
+deploy  not run    (blocked by test)
+
+test: `make check` exited with code 2
+  1 test failed
+
+run failed in 1.77s: 1 complete, 1 failed, 1 not run
+"
+        );
+    }
+
+    #[test]
+    fn quiet_shows_only_failures_and_the_summary() {
+        let text = render(&failing_run(), Mode::Plain, true);
+        assert!(text.starts_with(
+            "test   | failed in 0.50s: .quire/ci.fnl:7: command `make check` exited with code 2\ntest   | 1 test failed\n\njob"
+        ), "{text}");
+        assert!(!text.contains("compiled"));
+    }
+
+    #[test]
+    fn terminal_mode_colours_and_plain_mode_does_not() {
+        assert!(render(&failing_run(), Mode::Terminal, false).contains("\x1b["));
+        assert!(!render(&failing_run(), Mode::Plain, false).contains('\x1b'));
+    }
+
+    #[test]
+    fn live_status_lists_running_jobs_and_is_cleared_before_output() {
+        let events = vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["a".into(), "b".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            wire(0, EventKind::JobStarted { job_id: "b".into() }),
+            output("a", "hello"),
+        ];
+        let text = render(&events, Mode::Terminal, false);
+        assert!(text.contains("running: a "), "{text:?}");
+        // The status is erased before the output line is written.
+        let status = text.find("running: a").unwrap();
+        let hello = text.find("hello").unwrap();
+        assert!(text[status..hello].contains("\r\x1b[2K"), "{text:?}");
     }
 }

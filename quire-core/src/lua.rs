@@ -111,12 +111,7 @@ impl Sandbox {
         display_root: Option<PathBuf>,
         print: PrintTarget,
     ) -> mlua::Result<Sandbox> {
-        let libs = StdLib::TABLE
-            | StdLib::STRING
-            | StdLib::UTF8
-            | StdLib::MATH
-            | StdLib::COROUTINE
-            | StdLib::OS;
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::UTF8 | StdLib::MATH | StdLib::COROUTINE | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         lua.load(HARDEN).set_name("=sandbox").exec()?;
         install_print(&lua, print)?;
@@ -128,8 +123,7 @@ impl Sandbox {
             loading: Vec::new(),
         }));
         lua.set_app_data(resolver.clone());
-        let require =
-            lua.create_function(move |lua, name: String| require(lua, &resolver, &name))?;
+        let require = lua.create_function(move |lua, name: String| require(lua, &resolver, &name))?;
         lua.globals().set("require", require)?;
         Ok(Sandbox { lua })
     }
@@ -141,20 +135,14 @@ impl Sandbox {
     /// Make `require(name)` return what `loader` builds (called once, on first require).
     pub fn register_module(&self, name: &str, loader: ModuleLoader) {
         if let Some(resolver) = self.lua.app_data_ref::<Rc<RefCell<Resolver>>>() {
-            resolver
-                .borrow_mut()
-                .builtins
-                .insert(name.to_string(), loader);
+            resolver.borrow_mut().builtins.insert(name.to_string(), loader);
         }
     }
 
     /// The compile options that match this sandbox: only its globals are known.
     pub fn compile_options() -> CompileOptions {
         CompileOptions {
-            allowed_globals: GLOBALS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<HashSet<_>>(),
+            allowed_globals: GLOBALS.iter().map(|s| s.to_string()).collect::<HashSet<_>>(),
         }
     }
 
@@ -225,10 +213,7 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
     let builtin = resolver.borrow_mut().builtins.remove(name);
     let value = if let Some(loader) = builtin {
         let value = loader(lua)?;
-        resolver
-            .borrow_mut()
-            .builtins
-            .insert(name.to_string(), loader);
+        resolver.borrow_mut().builtins.insert(name.to_string(), loader);
         value
     } else {
         let (path, display) = find_module(&resolver.borrow(), name)?;
@@ -246,10 +231,7 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
             value => value,
         }
     };
-    resolver
-        .borrow_mut()
-        .loaded
-        .insert(name.to_string(), value.clone());
+    resolver.borrow_mut().loaded.insert(name.to_string(), value.clone());
     Ok(value)
 }
 
@@ -261,12 +243,9 @@ fn find_module(resolver: &Resolver, name: &str) -> mlua::Result<(PathBuf, String
         names.join(", ")
     };
     let valid = !name.is_empty()
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        });
+        && name
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     if !valid {
         return Err(mlua::Error::runtime(format!(
             "module '{name}' not found: module names are dot-separated words (letters, digits, _ and -), \
@@ -283,11 +262,7 @@ fn find_module(resolver: &Resolver, name: &str) -> mlua::Result<(PathBuf, String
     for ext in ["fnl", "lua"] {
         let path = dir.join(&relative).with_extension(ext);
         let display = match &resolver.display_root {
-            Some(root) => path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .display()
-                .to_string(),
+            Some(root) => path.strip_prefix(root).unwrap_or(&path).display().to_string(),
             None => path.display().to_string(),
         };
         if path.is_file() {

@@ -54,23 +54,14 @@ impl Workspace {
     /// `quire-ci -w <ws> ARGS...`, run from inside the workspace.
     pub fn run(&self, args: &[&str]) -> Run {
         let mut cmd = quire_ci();
-        cmd.arg("-w")
-            .arg(self.path())
-            .args(args)
-            .current_dir(self.path());
+        cmd.arg("-w").arg(self.path()).args(args).current_dir(self.path());
         Run::from(cmd.output().expect("spawn quire-ci"))
     }
 
     /// `run --events stdout --out-dir <ws>/out -j 1 ARGS...` (`-j 1` unless ARGS set `-j`)
     pub fn run_events(&self, extra: &[&str]) -> Run {
         let out = self.path().join("out");
-        let mut args = vec![
-            "run",
-            "--events",
-            "stdout",
-            "--out-dir",
-            out.to_str().unwrap(),
-        ];
+        let mut args = vec!["run", "--events", "stdout", "--out-dir", out.to_str().unwrap()];
         if !extra.contains(&"-j") {
             args.extend(["-j", "1"]);
         }
@@ -85,9 +76,7 @@ impl Workspace {
 
 pub fn quire_ci() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire-ci"));
-    cmd.stdin(Stdio::null())
-        .env_remove("NO_COLOR")
-        .env("NO_COLOR", "1");
+    cmd.stdin(Stdio::null()).env_remove("NO_COLOR").env("NO_COLOR", "1");
     cmd
 }
 
@@ -113,8 +102,7 @@ impl Run {
         self.stdout
             .lines()
             .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{}", self.stderr))
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{}", self.stderr))
             })
             .collect()
     }

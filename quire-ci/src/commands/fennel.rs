@@ -11,10 +11,7 @@ use crate::{exit, report_error};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum FennelCommandError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Fennel(Box<FennelError>),
@@ -65,16 +62,12 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => ".".into(),
     };
-    let sandbox = Sandbox::new(Some(module_dir), None, PrintTarget::Stdout)
-        .map_err(|e| FennelCommandError::from_lua(&e))?;
-    let chunk = sandbox
-        .load_file(&args.file, &display)
-        .map_err(|e| match e {
-            LoadError::Read(source) => read_error(source),
-            LoadError::Fennel(err) => FennelCommandError::Fennel(err),
-            LoadError::Lua(err) => FennelCommandError::from_lua(&err),
-        })?;
-    chunk
-        .call::<()>(())
-        .map_err(|e| FennelCommandError::from_lua(&e))
+    let sandbox =
+        Sandbox::new(Some(module_dir), None, PrintTarget::Stdout).map_err(|e| FennelCommandError::from_lua(&e))?;
+    let chunk = sandbox.load_file(&args.file, &display).map_err(|e| match e {
+        LoadError::Read(source) => read_error(source),
+        LoadError::Fennel(err) => FennelCommandError::Fennel(err),
+        LoadError::Lua(err) => FennelCommandError::from_lua(&err),
+    })?;
+    chunk.call::<()>(()).map_err(|e| FennelCommandError::from_lua(&e))
 }

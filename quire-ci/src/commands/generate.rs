@@ -35,9 +35,7 @@ pub fn man(subcommand: Option<&str>) -> u8 {
         },
     };
     let mut roff = Vec::new();
-    if clap_mangen::Man::new(page).render(&mut roff).is_err()
-        || std::io::stdout().write_all(&roff).is_err()
-    {
+    if clap_mangen::Man::new(page).render(&mut roff).is_err() || std::io::stdout().write_all(&roff).is_err() {
         return exit::FAILED;
     }
     exit::OK

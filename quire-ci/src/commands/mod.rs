@@ -12,10 +12,7 @@ use miette::Diagnostic;
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum WorkspaceError {
     #[error("workspace {} does not exist", .0.display())]
-    #[diagnostic(
-        code(quire::workspace),
-        help("pass the directory holding .quire/ci.fnl with -w DIR")
-    )]
+    #[diagnostic(code(quire::workspace), help("pass the directory holding .quire/ci.fnl with -w DIR"))]
     Missing(PathBuf),
     #[error("workspace {} is not a directory", .0.display())]
     #[diagnostic(code(quire::workspace))]

@@ -2,6 +2,7 @@
 //! current-thread runtime, turn the end of the run into an exit code.
 
 use std::cell::RefCell;
+use std::io::Stderr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,26 +19,20 @@ use crate::reporter::Reporter;
 use crate::sink::EventSink;
 use crate::{exit, report_error};
 
+/// How often the live status line is redrawn on a terminal.
+const STATUS_TICK: Duration = Duration::from_millis(500);
+
 /// How long a command gets between SIGTERM and SIGKILL when it is stopped.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum SetupError {
     #[error("cannot open the events file {path}: {source}")]
-    #[diagnostic(
-        code(quire::events),
-        help("--events takes null, stdout, or a writable file path")
-    )]
-    Events {
-        path: String,
-        source: std::io::Error,
-    },
+    #[diagnostic(code(quire::events), help("--events takes null, stdout, or a writable file path"))]
+    Events { path: String, source: std::io::Error },
     #[error("cannot create the log directory {}: {source}", .path.display())]
     #[diagnostic(code(quire::out_dir))]
-    OutDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    OutDir { path: PathBuf, source: std::io::Error },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("{0}")]
@@ -57,14 +52,12 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let reporter: Box<dyn Observer> = Box::new(Reporter::stderr(args.quiet));
-    let emitter = Rc::new(RefCell::new(Emitter::new(vec![
-        reporter,
-        Box::new(sink.clone()),
-    ])));
+    let reporter = Rc::new(RefCell::new(Reporter::stderr(args.quiet)));
+    let observers: Vec<Box<dyn Observer>> = vec![Box::new(reporter.clone()), Box::new(sink.clone())];
+    let emitter = Rc::new(RefCell::new(Emitter::new(observers)));
 
     let code = match prepare(workspace, args) {
-        Ok((request, _temp_dir)) => execute(request, emitter.clone()),
+        Ok((request, _temp_dir)) => execute(request, emitter.clone(), reporter),
         Err(message) => {
             let error = Some(message);
             emitter.borrow_mut().wire(EventKind::RunFinished {
@@ -89,10 +82,7 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
 }
 
 /// Check the workspace and the log directory. The error is the rendered diagnostic.
-fn prepare(
-    workspace: &Path,
-    args: &RunArgs,
-) -> Result<(RunRequest, Option<tempfile::TempDir>), String> {
+fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempfile::TempDir>), String> {
     let workspace = resolve_workspace(workspace).map_err(|e| render_plain(&e))?;
     let (out_dir, temp_dir) = match &args.out_dir {
         Some(dir) => std::fs::create_dir_all(dir)
@@ -119,9 +109,7 @@ fn prepare(
     };
     let parallelism = match args.jobs {
         Some(n) => n as usize,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
     let request = RunRequest {
         workspace,
@@ -137,11 +125,8 @@ fn prepare(
     Ok((request, temp_dir))
 }
 
-fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefCell<Reporter<Stderr>>>) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             let error = Some(render_plain(&SetupError::Runtime(err)));
@@ -156,6 +141,14 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>) -> u8 {
     let end = local.block_on(&runtime, async {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::task::spawn_local(watch_signals(stop_tx));
+        // Keep the live status line's durations moving between events.
+        tokio::task::spawn_local(async move {
+            let mut ticks = tokio::time::interval(STATUS_TICK);
+            loop {
+                ticks.tick().await;
+                reporter.borrow_mut().tick();
+            }
+        });
         run::run(request, emitter, stop_rx).await
     });
     match end {
@@ -173,10 +166,8 @@ fn record_failed(message: &str) -> u8 {
 /// (commands die with us through their parent-death signal).
 async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         return;
     };
     let mut received = false;

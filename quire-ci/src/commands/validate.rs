@@ -22,11 +22,7 @@ pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
     let loaded = match load::load(&workspace, PrintTarget::Stderr) {
         Ok(loaded) => loaded,
         Err(err) => {
-            let code = if err.is_setup() {
-                exit::USAGE
-            } else {
-                exit::FAILED
-            };
+            let code = if err.is_setup() { exit::USAGE } else { exit::FAILED };
             report_error(err);
             return code;
         }
@@ -49,11 +45,7 @@ fn text(pipeline: &Pipeline, file: &str) -> String {
     let width = pipeline.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
     for &i in &pipeline.order {
         let job = &pipeline.jobs[i];
-        out.push_str(&format!(
-            "{:<width$}  <- {}\n",
-            job.id,
-            job.inputs.join(", ")
-        ));
+        out.push_str(&format!("{:<width$}  <- {}\n", job.id, job.inputs.join(", ")));
     }
     out
 }
@@ -72,10 +64,7 @@ fn json(pipeline: &Pipeline, file: &str) -> String {
         })
         .collect();
     let doc = json!({ "file": file, "image": pipeline.image, "jobs": jobs });
-    format!(
-        "{}\n",
-        serde_json::to_string_pretty(&doc).expect("plain JSON")
-    )
+    format!("{}\n", serde_json::to_string_pretty(&doc).expect("plain JSON"))
 }
 
 fn dot(pipeline: &Pipeline) -> String {

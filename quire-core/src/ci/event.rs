@@ -98,10 +98,7 @@ impl RunOutcome {
 impl Event {
     /// An event stamped with the current wall clock.
     pub fn now(kind: EventKind) -> Event {
-        Event {
-            at_ms: now_ms(),
-            kind,
-        }
+        Event { at_ms: now_ms(), kind }
     }
 
     /// The event as one JSON line, without the trailing newline.
@@ -143,9 +140,7 @@ mod tests {
     #[test]
     fn job_started() {
         check(
-            EventKind::JobStarted {
-                job_id: "build".into(),
-            },
+            EventKind::JobStarted { job_id: "build".into() },
             r#"{"at_ms":42,"type":"job_started","job_id":"build"}"#,
         );
     }
@@ -192,9 +187,7 @@ mod tests {
                     job_id: "build".into(),
                     outcome,
                 },
-                &format!(
-                    r#"{{"at_ms":42,"type":"job_finished","job_id":"build","outcome":"{text}"}}"#
-                ),
+                &format!(r#"{{"at_ms":42,"type":"job_finished","job_id":"build","outcome":"{text}"}}"#),
             );
             assert_eq!(outcome.as_str(), text);
         }

@@ -35,10 +35,7 @@ pub enum LoadFailure {
 
     #[error("cannot read {}: {source}", .path.display())]
     #[diagnostic(code(quire::io))]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -57,10 +54,7 @@ pub enum LoadFailure {
 impl LoadFailure {
     /// A set-up error (exit 2) rather than an invalid pipeline (exit 1).
     pub fn is_setup(&self) -> bool {
-        matches!(
-            self,
-            LoadFailure::NoPipeline { .. } | LoadFailure::Read { .. }
-        )
+        matches!(self, LoadFailure::NoPipeline { .. } | LoadFailure::Read { .. })
     }
 }
 
@@ -77,9 +71,7 @@ pub struct SourceDiagnostic {
 
 impl Diagnostic for SourceDiagnostic {
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -88,20 +80,15 @@ impl Diagnostic for SourceDiagnostic {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(
-            LabeledSpan::new_primary_with_span(None, span),
-        )))
+        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
+            None, span,
+        ))))
     }
 }
 
 impl SourceDiagnostic {
     /// Attach the source line `location` points at, reading the file from the workspace.
-    fn new(
-        message: String,
-        help: Option<String>,
-        location: Option<Location>,
-        workspace: &Path,
-    ) -> Self {
+    fn new(message: String, help: Option<String>, location: Option<Location>, workspace: &Path) -> Self {
         let mut diagnostic = SourceDiagnostic {
             message,
             help,
@@ -130,31 +117,18 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
         .ok_or_else(|| LoadFailure::NoPipeline {
             workspace: workspace.to_path_buf(),
         })?;
-    let file = path
-        .strip_prefix(workspace)
-        .unwrap_or(&path)
-        .display()
-        .to_string();
+    let file = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
 
-    let sandbox = Sandbox::new(Some(quire_dir), Some(workspace.to_path_buf()), print)
-        .map_err(|e| lua_failure(e, workspace))?;
+    let sandbox =
+        Sandbox::new(Some(quire_dir), Some(workspace.to_path_buf()), print).map_err(|e| lua_failure(e, workspace))?;
     let registry = Rc::new(RefCell::new(Registry::default()));
     let module_registry = registry.clone();
     sandbox.register_module(
         "quire.ci",
-        Box::new(move |lua| {
-            Ok(mlua::Value::Table(pipeline::ci_module(
-                lua,
-                module_registry.clone(),
-            )?))
-        }),
+        Box::new(move |lua| Ok(mlua::Value::Table(pipeline::ci_module(lua, module_registry.clone())?))),
     );
-    sandbox.register_module(
-        "quire.runtime",
-        Box::new(|lua| lua.globals().get("runtime")),
-    );
-    let runtime_global =
-        RuntimeGlobal::install(sandbox.lua()).map_err(|e| lua_failure(e, workspace))?;
+    sandbox.register_module("quire.runtime", Box::new(|lua| lua.globals().get("runtime")));
+    let runtime_global = RuntimeGlobal::install(sandbox.lua()).map_err(|e| lua_failure(e, workspace))?;
 
     let chunk = sandbox.load_file(&path, &file).map_err(|e| match e {
         LoadError::Read(source) => LoadFailure::Read {
@@ -164,9 +138,7 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
         LoadError::Fennel(err) => LoadFailure::Fennel(err),
         LoadError::Lua(err) => lua_failure(err, workspace),
     })?;
-    chunk
-        .call::<()>(())
-        .map_err(|e| lua_failure(e, workspace))?;
+    chunk.call::<()>(()).map_err(|e| lua_failure(e, workspace))?;
 
     let pipeline = pipeline::validate(&registry.borrow()).map_err(|errors| {
         LoadFailure::Invalid(
@@ -177,9 +149,7 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
                          message,
                          help,
                          location,
-                     }| {
-                        SourceDiagnostic::new(message, help, location, workspace)
-                    },
+                     }| { SourceDiagnostic::new(message, help, location, workspace) },
                 )
                 .collect(),
         )
@@ -198,9 +168,7 @@ fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
     }
     let message = lua_error_message(&err);
     let location = error_location(&message);
-    LoadFailure::Lua(Box::new(SourceDiagnostic::new(
-        message, None, location, workspace,
-    )))
+    LoadFailure::Lua(Box::new(SourceDiagnostic::new(message, None, location, workspace)))
 }
 
 /// The message of a Lua error, without mlua's wrapping ("runtime error: ", tracebacks).
@@ -256,12 +224,10 @@ fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool) -> Option<
                 }
                 if let FormKind::List(items) | FormKind::Seq(items) = &form.kind {
                     if (line_start..=line_end).contains(&form.span.start) {
-                        let is_registration =
-                            items.first().and_then(|h| h.as_sym()).is_some_and(|s| {
-                                s.ends_with(".job")
-                                    || s.ends_with(".image")
-                                    || s.ends_with(".mirror")
-                            });
+                        let is_registration = items
+                            .first()
+                            .and_then(|h| h.as_sym())
+                            .is_some_and(|s| s.ends_with(".job") || s.ends_with(".image") || s.ends_with(".mirror"));
                         // Prefer a registration call, then the form that starts first (the outermost).
                         let candidate = (!is_registration, form.span.start, form.span.end);
                         if best.is_none_or(|b| candidate < b) {

@@ -51,10 +51,7 @@ pub struct ShOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum ShError {
     #[error("cannot write log {path}: {source}")]
-    Log {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Log { path: PathBuf, source: std::io::Error },
 }
 pub async fn run(
     req: &ShRequest,
@@ -103,10 +100,7 @@ pub async fn run(
         }
     };
     let mut log = String::new();
-    for (stream, bytes) in [
-        (OutputStream::Stdout, &out.stdout),
-        (OutputStream::Stderr, &out.stderr),
-    ] {
+    for (stream, bytes) in [(OutputStream::Stdout, &out.stdout), (OutputStream::Stderr, &out.stderr)] {
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             on_line(stream, line);
             log.push_str(&format!(

@@ -12,9 +12,7 @@ pub struct PushInfo {
 }
 pub fn read_push_info(_workspace: &Path, sha: Option<&str>, r: Option<&str>) -> PushInfo {
     PushInfo {
-        sha: sha
-            .unwrap_or("0000000000000000000000000000000000000000")
-            .into(),
+        sha: sha.unwrap_or("0000000000000000000000000000000000000000").into(),
         r#ref: r.unwrap_or("HEAD").into(),
         branch: None,
         tag: None,

@@ -37,17 +37,9 @@ impl FromStr for SecretSpec {
     type Err = String;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let (name, source) = spec
-            .split_once('=')
-            .ok_or("expected NAME=env:VAR or NAME=file:PATH")?;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(format!(
-                "secret name '{name}' must be letters, digits, _ or -"
-            ));
+        let (name, source) = spec.split_once('=').ok_or("expected NAME=env:VAR or NAME=file:PATH")?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("secret name '{name}' must be letters, digits, _ or -"));
         }
         let source = if let Some(var) = source.strip_prefix("env:") {
             if var.is_empty() {
@@ -129,10 +121,7 @@ pub fn render_plain(diagnostic: &dyn Diagnostic) -> String {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 enum SecretError {
     #[error("secret {name}: environment variable {var} is not set")]
-    #[diagnostic(
-        code(quire::secret),
-        help("export {var}, or declare the secret with NAME=file:PATH")
-    )]
+    #[diagnostic(code(quire::secret), help("export {var}, or declare the secret with NAME=file:PATH"))]
     Unset { name: String, var: String },
     #[error("secret {name}: cannot read {}: {source}", .path.display())]
     #[diagnostic(code(quire::secret))]
@@ -184,13 +173,8 @@ pub async fn run(
     emitter: Rc<RefCell<Emitter>>,
     stop: watch::Receiver<Option<StopReason>>,
 ) -> RunEnd {
-    let finish = |emitter: &Rc<RefCell<Emitter>>,
-                  outcome: RunOutcome,
-                  error: Option<String>,
-                  end: RunEnd| {
-        emitter
-            .borrow_mut()
-            .wire(EventKind::RunFinished { outcome, error });
+    let finish = |emitter: &Rc<RefCell<Emitter>>, outcome: RunOutcome, error: Option<String>, end: RunEnd| {
+        emitter.borrow_mut().wire(EventKind::RunFinished { outcome, error });
         match emitter.borrow_mut().take_failure() {
             Some(failure) => RunEnd::RecordFailed(failure),
             None => end,
@@ -216,22 +200,13 @@ pub async fn run(
             let setup = err.is_setup();
             let text = redactor.redact_str(&render_plain(&err as &dyn Diagnostic));
             let _: &LoadFailure = &err;
-            return finish(
-                &emitter,
-                RunOutcome::Failed,
-                Some(text),
-                RunEnd::NotLoaded { setup },
-            );
+            return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::NotLoaded { setup });
         }
     };
     let lua = loaded.sandbox.lua();
     let pipeline = &loaded.pipeline;
 
-    let push = read_push_info(
-        &request.workspace,
-        request.sha.as_deref(),
-        request.git_ref.as_deref(),
-    );
+    let push = read_push_info(&request.workspace, request.sha.as_deref(), request.git_ref.as_deref());
     emitter.borrow_mut().wire(EventKind::RunStarted {
         sha: push.sha.clone(),
         git_ref: push.r#ref.clone(),
@@ -264,31 +239,15 @@ pub async fn run(
         parallelism: request.parallelism,
         fail_fast: request.fail_fast,
     };
-    let summary = schedule::execute(
-        lua,
-        pipeline,
-        &loaded.runtime_global,
-        &context,
-        &cancel,
-        stop,
-        options,
-    )
-    .await;
+    let summary = schedule::execute(lua, pipeline, &loaded.runtime_global, &context, &cancel, stop, options).await;
 
     if let Some(StopReason::Signal(signal)) = summary.stopped_by {
-        return finish(
-            &emitter,
-            RunOutcome::Cancelled,
-            None,
-            RunEnd::Interrupted(signal),
-        );
+        return finish(&emitter, RunOutcome::Cancelled, None, RunEnd::Interrupted(signal));
     }
-    let failed = summary.states.iter().any(|s| {
-        matches!(
-            s,
-            JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
-        )
-    });
+    let failed = summary
+        .states
+        .iter()
+        .any(|s| matches!(s, JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)));
     if failed {
         finish(&emitter, RunOutcome::Failed, None, RunEnd::Failed)
     } else {
@@ -335,12 +294,7 @@ mod tests {
                 source: SecretSource::File("./k.txt".into())
             })
         );
-        assert!(
-            "TOKEN"
-                .parse::<SecretSpec>()
-                .unwrap_err()
-                .contains("NAME=env:VAR")
-        );
+        assert!("TOKEN".parse::<SecretSpec>().unwrap_err().contains("NAME=env:VAR"));
         assert!(
             "TOKEN=vault:x"
                 .parse::<SecretSpec>()

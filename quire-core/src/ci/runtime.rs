@@ -52,10 +52,7 @@ pub enum RecordError {
     #[error("cannot write the run record: {0}")]
     Events(#[source] std::io::Error),
     #[error("cannot write log {path}: {source}")]
-    Log {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Log { path: PathBuf, source: std::io::Error },
 }
 
 /// Fans events out to every observer; the first failure stops the run.
@@ -160,11 +157,9 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     let sh = lua.create_async_function(move |lua, (cmd, opts): (Value, Value)| {
         let ctx = ctx.clone();
         // The caller's line must be read now, while its frame is on the stack.
-        let location = caller_location(&lua)
-            .map(|l| format!("{l}: "))
-            .unwrap_or_default();
-        let parsed = parse_sh_args(&ctx, cmd, opts)
-            .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
+        let location = caller_location(&lua).map(|l| format!("{l}: ")).unwrap_or_default();
+        let parsed =
+            parse_sh_args(&ctx, cmd, opts).map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
         async move {
             let (request, allow_failure) = parsed?;
             sh(&lua, &ctx, request, allow_failure, &location).await
@@ -175,7 +170,11 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     let ctx = job.clone();
     let jobs = lua.create_function(move |_, name: String| {
         if !ctx.visible.contains(&name) {
-            let allowed = if ctx.visible.is_empty() { "none".to_string() } else { ctx.visible.join(", ") };
+            let allowed = if ctx.visible.is_empty() {
+                "none".to_string()
+            } else {
+                ctx.visible.join(", ")
+            };
             return Err(mlua::Error::runtime(format!(
                 "runtime.jobs: '{name}' is not an input of job '{}' (directly or indirectly); it can read: {allowed}",
                 ctx.job_id
@@ -186,29 +185,22 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     table.set("jobs", jobs)?;
 
     let ctx = job.clone();
-    let secret =
-        lua.create_function(move |lua, name: String| match ctx.run.secrets.get(&name) {
-            Some(value) => lua.create_string(value),
-            None => {
-                let declared = if ctx.run.secrets.is_empty() {
-                    "no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)"
-                        .to_string()
-                } else {
-                    format!(
-                        "declared: {}",
-                        ctx.run
-                            .secrets
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                Err(mlua::Error::runtime(format!(
-                    "runtime.secret: unknown secret '{name}'; {declared}"
-                )))
-            }
-        })?;
+    let secret = lua.create_function(move |lua, name: String| match ctx.run.secrets.get(&name) {
+        Some(value) => lua.create_string(value),
+        None => {
+            let declared = if ctx.run.secrets.is_empty() {
+                "no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)".to_string()
+            } else {
+                format!(
+                    "declared: {}",
+                    ctx.run.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            Err(mlua::Error::runtime(format!(
+                "runtime.secret: unknown secret '{name}'; {declared}"
+            )))
+        }
+    })?;
     table.set("secret", secret)?;
 
     let env = lua.create_function(|lua, name: String| match std::env::var_os(&name) {
@@ -254,11 +246,9 @@ impl RuntimeGlobal {
         let coroutine: Table = lua.globals().get("coroutine")?;
         let running: mlua::Function = coroutine.get("running")?;
         let create: mlua::Function = coroutine.get("create")?;
-        lua.load(RUNTIME_GLOBAL).set_name("=runtime").call::<()>((
-            threads.clone(),
-            running,
-            create,
-        ))?;
+        lua.load(RUNTIME_GLOBAL)
+            .set_name("=runtime")
+            .call::<()>((threads.clone(), running, create))?;
         Ok(RuntimeGlobal { threads })
     }
 
@@ -270,20 +260,14 @@ impl RuntimeGlobal {
 /// The request for the process layer, and whether a non-zero exit is allowed.
 fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest, bool), String> {
     let command = match cmd {
-        Value::String(s) => CommandLine::Shell(
-            s.to_str()
-                .map_err(|_| "the command is not valid UTF-8")?
-                .to_string(),
-        ),
+        Value::String(s) => CommandLine::Shell(s.to_str().map_err(|_| "the command is not valid UTF-8")?.to_string()),
         Value::Table(t) => {
             let mut argv = Vec::new();
             for word in t.sequence_values::<Value>() {
                 match word.map_err(|e| e.to_string())? {
-                    Value::String(s) => argv.push(
-                        s.to_str()
-                            .map_err(|_| "an argument is not valid UTF-8")?
-                            .to_string(),
-                    ),
+                    Value::String(s) => {
+                        argv.push(s.to_str().map_err(|_| "an argument is not valid UTF-8")?.to_string())
+                    }
                     Value::Integer(i) => argv.push(i.to_string()),
                     Value::Number(n) => argv.push(n.to_string()),
                     other => {
@@ -318,10 +302,7 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
         Value::Nil => return Ok((request, false)),
         Value::Table(t) => t,
         other => {
-            return Err(format!(
-                "options must be a table, got {}",
-                other.type_name()
-            ));
+            return Err(format!("options must be a table, got {}", other.type_name()));
         }
     };
     let mut allow_failure = false;
@@ -330,10 +311,7 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
         let key = match &key {
             Value::String(s) => s.to_string_lossy(),
             other => {
-                return Err(format!(
-                    "option keys are names like :env, got {}",
-                    other.type_name()
-                ));
+                return Err(format!("option keys are names like :env, got {}", other.type_name()));
             }
         };
         match (key.as_str(), value) {
@@ -349,10 +327,7 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
                         Value::Number(n) => n.to_string(),
                         Value::Boolean(b) => b.to_string(),
                         other => {
-                            return Err(format!(
-                                ":env {name} must be a string, got {}",
-                                other.type_name()
-                            ));
+                            return Err(format!(":env {name} must be a string, got {}", other.type_name()));
                         }
                     };
                     request.env.push((name, value));
@@ -362,9 +337,7 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
             ("cwd", Value::String(dir)) => {
                 request.cwd = confine(&ctx.run.workspace, &dir.to_string_lossy())?;
             }
-            ("timeout", Value::Integer(secs)) if secs > 0 => {
-                request.timeout = Some(Duration::from_secs(secs as u64))
-            }
+            ("timeout", Value::Integer(secs)) if secs > 0 => request.timeout = Some(Duration::from_secs(secs as u64)),
             ("timeout", Value::Number(secs)) if secs > 0.0 && secs.is_finite() => {
                 request.timeout = Some(Duration::from_secs_f64(secs))
             }
@@ -415,9 +388,7 @@ fn confine(workspace: &Path, dir: &str) -> Result<PathBuf, String> {
     // Symlinks could still lead out; check where the directory really is.
     if let (Ok(real), Ok(root)) = (joined.canonicalize(), workspace.canonicalize()) {
         if !real.starts_with(&root) {
-            return Err(format!(
-                ":cwd {dir} leaves the workspace (through a symbolic link)"
-            ));
+            return Err(format!(":cwd {dir} leaves the workspace (through a symbolic link)"));
         }
     }
     Ok(joined)
@@ -438,11 +409,7 @@ async fn sh(
     }
     let n = ctx.sh_count.get() + 1;
     ctx.sh_count.set(n);
-    request.log_path = run
-        .out_dir
-        .join("jobs")
-        .join(&ctx.job_id)
-        .join(format!("sh-{n}.log"));
+    request.log_path = run.out_dir.join("jobs").join(&ctx.job_id).join(format!("sh-{n}.log"));
     let display = run.redactor.redact_str(&request.command.display());
     run.emitter.borrow_mut().wire(EventKind::ShStarted {
         job_id: ctx.job_id.clone(),
@@ -464,9 +431,7 @@ async fn sh(
         Ok(output) => output,
         Err(ShError::Log { path, source }) => {
             let message = format!("{location}cannot write log {}: {source}", path.display());
-            run.emitter
-                .borrow_mut()
-                .fail(RecordError::Log { path, source });
+            run.emitter.borrow_mut().fail(RecordError::Log { path, source });
             run.emitter.borrow_mut().wire(EventKind::ShFinished {
                 job_id: ctx.job_id.clone(),
                 exit_code: 127,
@@ -493,9 +458,7 @@ async fn sh(
         } else {
             format!("exited with code {}", output.exit_code)
         };
-        return Err(mlua::Error::runtime(format!(
-            "{location}command `{display}` {why}"
-        )));
+        return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
     }
     let result = lua.create_table()?;
     result.set("exit", output.exit_code)?;

@@ -146,8 +146,7 @@ fn blocking_input(pipeline: &Pipeline, states: &[JobState], i: usize) -> Option<
             pipeline.job_index(input).is_some_and(|p| {
                 matches!(
                     states[p],
-                    JobState::NotRun
-                        | JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
+                    JobState::NotRun | JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
                 )
             })
         })
@@ -206,9 +205,9 @@ fn start_job(
     let runtime = runtime_table(lua, &ctx)?;
     let thread = lua.create_thread(job.run_fn.clone())?;
     runtime_global.bind(&thread, &runtime)?;
-    run.emitter.borrow_mut().wire(EventKind::JobStarted {
-        job_id: job.id.clone(),
-    });
+    run.emitter
+        .borrow_mut()
+        .wire(EventKind::JobStarted { job_id: job.id.clone() });
     let call = thread.into_async::<MultiValue>(runtime)?;
     Ok(Box::pin(async move {
         let result = call.await;
@@ -315,11 +314,7 @@ mod tests {
             let inputs = if inputs.is_empty() {
                 "'quire/push'".to_string()
             } else {
-                inputs
-                    .iter()
-                    .map(|p| format!("'j{p}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                inputs.iter().map(|p| format!("'j{p}'")).collect::<Vec<_>>().join(", ")
             };
             let body = match behaviour {
                 Behaviour::Succeed => "rt.sh('true'); return {}",
@@ -327,9 +322,7 @@ mod tests {
                 Behaviour::RaiseError => "error('boom')",
                 Behaviour::ReturnNil => "return nil",
             };
-            lua.push_str(&format!(
-                "ci.job('j{i}', {{{inputs}}}, function(rt) {body} end)\n"
-            ));
+            lua.push_str(&format!("ci.job('j{i}', {{{inputs}}}, function(rt) {body} end)\n"));
         }
         lua
     }
@@ -350,9 +343,7 @@ mod tests {
         std::fs::create_dir(dir.path().join(".quire")).unwrap();
         std::fs::write(dir.path().join(".quire/ci.lua"), pipeline_source(spec)).unwrap();
         let events = Rc::new(RefCell::new(Vec::new()));
-        let emitter = Rc::new(RefCell::new(Emitter::new(vec![Box::new(Collect(
-            events.clone(),
-        ))])));
+        let emitter = Rc::new(RefCell::new(Emitter::new(vec![Box::new(Collect(events.clone()))])));
         let request = RunRequest {
             workspace: dir.path().to_path_buf(),
             out_dir: dir.path().join("out"),
@@ -376,14 +367,10 @@ mod tests {
 
     fn check(spec: &Spec, events: &[Event]) -> Result<(), TestCaseError> {
         let n = spec.jobs.len();
-        let first_is_run_started = matches!(
-            events.first().map(|e| &e.kind),
-            Some(EventKind::RunStarted { .. })
-        );
+        let first_is_run_started = matches!(events.first().map(|e| &e.kind), Some(EventKind::RunStarted { .. }));
         prop_assert!(first_is_run_started, "run_started is not first");
         let Some(EventKind::RunFinished {
-            outcome: run_outcome,
-            ..
+            outcome: run_outcome, ..
         }) = events.last().map(|e| &e.kind)
         else {
             return Err(TestCaseError::fail("run_finished is not last"));
@@ -418,16 +405,9 @@ mod tests {
                     for p in &spec.jobs[i].0 {
                         let parent = format!("j{p}");
                         prop_assert!(finished_at.get(&parent).is_some_and(|&at| at < pos));
-                        let parent_ok = matches!(
-                            seen[&parent].finished,
-                            Some(JobOutcome::Complete | JobOutcome::Skipped)
-                        );
-                        prop_assert!(
-                            parent_ok,
-                            "{} started after input {} did not complete",
-                            job_id,
-                            parent
-                        );
+                        let parent_ok =
+                            matches!(seen[&parent].finished, Some(JobOutcome::Complete | JobOutcome::Skipped));
+                        prop_assert!(parent_ok, "{} started after input {} did not complete", job_id, parent);
                     }
                 }
                 EventKind::ShStarted { job_id, .. } => {
@@ -464,11 +444,8 @@ mod tests {
                 let p: usize = blocked_by[1..].parse().unwrap();
                 prop_assert!(inputs.contains(&p), "blocked_by names a direct input");
                 let parent = &seen[blocked_by];
-                let parent_blocks = parent.skipped == 1
-                    || matches!(
-                        parent.finished,
-                        Some(JobOutcome::Failed | JobOutcome::Cancelled)
-                    );
+                let parent_blocks =
+                    parent.skipped == 1 || matches!(parent.finished, Some(JobOutcome::Failed | JobOutcome::Cancelled));
                 prop_assert!(parent_blocks, "blocked_by {} did complete", blocked_by);
             }
             if !spec.fail_fast {

@@ -14,12 +14,7 @@ pub struct CompileOptions {
 }
 
 /// Compile the top-level forms of one file. The chunk returns the value of the last form.
-pub fn compile(
-    forms: &[Form],
-    source: &Arc<str>,
-    file: &str,
-    options: &CompileOptions,
-) -> Result<String, FennelError> {
+pub fn compile(forms: &[Form], source: &Arc<str>, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
     let _ = (forms, source, file, options);
     todo!("compiler")
 }

@@ -70,9 +70,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
         lua.create_function(move |lua, (url, opts): (Value, Value)| {
             let location = caller_location(lua);
             let run_fn = match (&url, &opts) {
-                (Value::String(_), Value::Table(_) | Value::Nil) => {
-                    mirror_job.call::<Value>((url, opts.clone()))?
-                }
+                (Value::String(_), Value::Table(_) | Value::Nil) => mirror_job.call::<Value>((url, opts.clone()))?,
                 (Value::String(_), other) => {
                     let kind = other.type_name();
                     return Err(mlua::Error::runtime(format!(
@@ -110,10 +108,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
         "image",
         lua.create_function(move |lua, name: Value| {
             let location = caller_location(lua);
-            registry
-                .borrow_mut()
-                .images
-                .push(ImageRegistration { name, location });
+            registry.borrow_mut().images.push(ImageRegistration { name, location });
             Ok(())
         })?,
     )?;

@@ -59,10 +59,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
                 ));
             }
             (other, _) => errors.push(PipelineError::new(
-                format!(
-                    "ci.image expects a string naming the image, got {}",
-                    other.type_name()
-                ),
+                format!("ci.image expects a string naming the image, got {}", other.type_name()),
                 &reg.location,
             )),
         }
@@ -82,10 +79,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             Value::Function(f) => Some(f.clone()),
             other => {
                 errors.push(PipelineError::new(
-                    format!(
-                        "job '{name}': run-fn must be a function, got {}",
-                        other.type_name()
-                    ),
+                    format!("job '{name}': run-fn must be a function, got {}", other.type_name()),
                     &reg.location,
                 ));
                 None
@@ -115,11 +109,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         run_fns.push(run_fn);
     }
 
-    let index: HashMap<&str, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
+    let index: HashMap<&str, usize> = candidates.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     let mut broken: Vec<bool> = candidates.iter().map(|c| c.broken).collect();
     for (i, candidate) in candidates.iter().enumerate() {
         for input in &candidate.inputs {
@@ -128,10 +118,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             }
             broken[i] = true;
             let mut error = PipelineError::new(
-                format!(
-                    "job '{}': input '{input}' is neither a job nor a source",
-                    candidate.id
-                ),
+                format!("job '{}': input '{input}' is neither a job nor a source", candidate.id),
                 &candidate.registration.location,
             );
             let nearest = candidates
@@ -191,9 +178,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             }
             let reached = candidate.inputs.iter().any(|input| {
                 SOURCES.contains(&input.as_str())
-                    || index
-                        .get(input.as_str())
-                        .is_some_and(|&p| rooted[p] && !in_cycle[p])
+                    || index.get(input.as_str()).is_some_and(|&p| rooted[p] && !in_cycle[p])
             });
             if reached {
                 rooted[i] = true;
@@ -267,11 +252,7 @@ fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<Stri
     Some(id)
 }
 
-fn job_inputs(
-    reg: &JobRegistration,
-    id: &str,
-    errors: &mut Vec<PipelineError>,
-) -> Option<Vec<String>> {
+fn job_inputs(reg: &JobRegistration, id: &str, errors: &mut Vec<PipelineError>) -> Option<Vec<String>> {
     let table = match &reg.inputs {
         Value::Table(t) => t,
         other => {
@@ -291,10 +272,7 @@ fn job_inputs(
             Ok(Value::String(s)) => inputs.push(s.to_string_lossy()),
             Ok(other) => {
                 errors.push(PipelineError::new(
-                    format!(
-                        "job '{id}': each input must be a string, got {}",
-                        other.type_name()
-                    ),
+                    format!("job '{id}': each input must be a string, got {}", other.type_name()),
                     &reg.location,
                 ));
                 return None;
@@ -397,11 +375,7 @@ fn order_cycle(component: &[usize], edges: &[Vec<usize>]) -> Vec<usize> {
             }
             None => {
                 // Not a simple cycle through every member; list the rest in declaration order.
-                let mut rest: Vec<usize> = component
-                    .iter()
-                    .copied()
-                    .filter(|w| !path.contains(w))
-                    .collect();
+                let mut rest: Vec<usize> = component.iter().copied().filter(|w| !path.contains(w)).collect();
                 rest.sort();
                 path.extend(rest);
                 break;
@@ -462,9 +436,7 @@ mod tests {
     #[test]
     fn deep_chains_do_not_overflow() {
         let n = 100_000;
-        let edges: Vec<Vec<usize>> = (0..n)
-            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
-            .collect();
+        let edges: Vec<Vec<usize>> = (0..n).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
         assert!(find_cycles(&edges).is_empty());
         assert_eq!(topological_order(&edges).len(), n);
     }
