@@ -4,3 +4,4 @@
 //! scheduler -> runtime events -> wire events -> sinks.
 
 pub mod fennel;
+pub mod secret;
