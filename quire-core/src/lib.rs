@@ -3,5 +3,6 @@
 //! Data flows one way: source -> forms -> Lua -> registrations -> pipeline ->
 //! scheduler -> runtime events -> wire events -> sinks.
 
+pub mod ci;
 pub mod fennel;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! The CI side of quire: running commands, their logs, and the push source.
+
+pub mod cri;
