@@ -2,3 +2,4 @@
 
 pub mod cri;
 pub mod process;
+pub mod push;
