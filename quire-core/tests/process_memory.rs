@@ -38,12 +38,11 @@ fn hundreds_of_megabytes_stream_through_small_memory() {
     let line = "line of output with a secret-ish word in it: hunter2 and some padding.....";
     let script =
         format!("yes '{line}' | head -c {size} & head -c {size} /dev/zero | tr '\\0' x >&2; wait");
-    let mut req = ShRequest::new(
+    let req = ShRequest::new(
         CommandLine::Shell(script),
         dir.path(),
         dir.path().join("sh-1.log"),
     );
-    req.capture_limit = 1024 * 1024;
     let redactor = Redactor::new([b"hunter2".to_vec()]);
     let (_tx, mut rx) = tokio::sync::watch::channel(false);
     let mut lines = [0u64; 2];
@@ -53,7 +52,14 @@ fn hundreds_of_megabytes_stream_through_small_memory() {
     };
 
     let before = peak_rss_kib();
-    let out = block_on(process::run(&req, &redactor, &mut on_line, &mut rx)).unwrap();
+    let out = block_on(process::run_with_capture_limit(
+        &req,
+        1024 * 1024,
+        &redactor,
+        &mut on_line,
+        &mut rx,
+    ))
+    .unwrap();
     let after = peak_rss_kib();
 
     assert_eq!(out.exit_code, 0);

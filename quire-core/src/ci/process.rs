@@ -99,8 +99,6 @@ pub struct ShRequest {
     pub kill_grace: Duration,
     /// The CRI log; parent directories are created.
     pub log_path: PathBuf,
-    /// Cap on each of the captured `stdout`/`stderr` ([`CAPTURE_LIMIT`] normally).
-    pub capture_limit: usize,
 }
 
 impl ShRequest {
@@ -117,7 +115,6 @@ impl ShRequest {
             timeout: None,
             kill_grace: DEFAULT_KILL_GRACE,
             log_path: log_path.into(),
-            capture_limit: CAPTURE_LIMIT,
         }
     }
 }
@@ -127,7 +124,7 @@ impl ShRequest {
 pub struct ShOutput {
     /// The exit code; 128+N if killed by signal N; 124 on timeout; 127 if it could not start.
     pub exit_code: i32,
-    /// Raw (unredacted) output, at most `capture_limit` bytes each.
+    /// Raw (unredacted) output, at most [`CAPTURE_LIMIT`] bytes each.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub stdout_truncated: bool,
@@ -156,6 +153,17 @@ pub enum ShError {
 /// the process group.
 pub async fn run(
     req: &ShRequest,
+    redactor: &Redactor,
+    on_line: &mut dyn FnMut(OutputStream, &[u8]),
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<ShOutput, ShError> {
+    run_with_capture_limit(req, CAPTURE_LIMIT, redactor, on_line, cancel).await
+}
+
+/// [`run`] with another cap on the captured output (tests use small ones).
+pub async fn run_with_capture_limit(
+    req: &ShRequest,
+    capture_limit: usize,
     redactor: &Redactor,
     on_line: &mut dyn FnMut(OutputStream, &[u8]),
     cancel: &mut watch::Receiver<bool>,
@@ -190,8 +198,8 @@ pub async fn run(
         );
     };
 
-    let mut out = Capture::new(OutputStream::Stdout, redactor, req.capture_limit);
-    let mut err = Capture::new(OutputStream::Stderr, redactor, req.capture_limit);
+    let mut out = Capture::new(OutputStream::Stdout, redactor, capture_limit);
+    let mut err = Capture::new(OutputStream::Stderr, redactor, capture_limit);
     let mut out_buf = vec![0u8; READ_BUF];
     let mut err_buf = vec![0u8; READ_BUF];
     let mut scratch = Vec::new();
@@ -595,13 +603,19 @@ mod tests {
     }
 
     fn run_with(req: &ShRequest, secrets: &[&str]) -> Ran {
+        run_capped(req, secrets, CAPTURE_LIMIT)
+    }
+
+    fn run_capped(req: &ShRequest, secrets: &[&str], limit: usize) -> Ran {
         let redactor = Redactor::new(secrets.iter().map(|s| s.as_bytes().to_vec()));
         let (_tx, mut rx) = watch::channel(false);
         let mut seen = Vec::new();
-        let out = block_on(run(
+        let mut on_line = |s, t: &[u8]| seen.push((s, t.to_vec()));
+        let out = block_on(run_with_capture_limit(
             req,
+            limit,
             &redactor,
-            &mut |s, t| seen.push((s, t.to_vec())),
+            &mut on_line,
             &mut rx,
         ))
         .unwrap();
@@ -905,12 +919,11 @@ mod tests {
     #[test]
     fn capture_is_capped_but_log_is_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut r = sh(
+        let r = sh(
             dir.path(),
             "printf '0123456789abcdef\\n'; printf 'short' >&2",
         );
-        r.capture_limit = 10;
-        let ran = run_with(&r, &[]);
+        let ran = run_capped(&r, &[], 10);
         assert_eq!(ran.out.stdout, b"0123456789");
         assert!(ran.out.stdout_truncated);
         assert_eq!(ran.out.stderr, b"short");
