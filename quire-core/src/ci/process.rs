@@ -1015,4 +1015,62 @@ mod tests {
         }
         assert_eq!(ran.seen, ran.lines);
     }
+
+    #[test]
+    fn command_dies_when_the_spawning_thread_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        // exec: the pid printed is the long-lived process itself.
+        let r = sh(dir.path(), "echo $$; exec sleep 30");
+        let spawner = std::thread::spawn(move || {
+            let redactor = Redactor::default();
+            let (_tx, mut rx) = watch::channel(false);
+            let pid = std::cell::Cell::new(None);
+            let mut on_line = |_, t: &[u8]| {
+                if pid.get().is_none() {
+                    pid.set(
+                        std::str::from_utf8(t)
+                            .ok()
+                            .and_then(|p| p.parse::<i32>().ok()),
+                    );
+                }
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut running = Box::pin(run(&r, &redactor, &mut on_line, &mut rx));
+            // Drive the command only until it has printed its pid.
+            rt.block_on(std::future::poll_fn(|cx| {
+                let finished = running.as_mut().poll(cx).is_ready();
+                if finished || pid.get().is_some() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }));
+            // Skip the drop that would kill the group: only the parent-death
+            // signal is left to end the command when this thread exits.
+            std::mem::forget(running);
+            pid.get()
+        });
+        let pid = spawner
+            .join()
+            .unwrap()
+            .expect("the command printed its pid");
+        // The signal is sent as the thread finishes exiting, just after join returns.
+        let deadline = StdInstant::now() + Duration::from_secs(10);
+        while alive(pid) && StdInstant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let survived = alive(pid);
+        if survived {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        assert!(
+            !survived,
+            "command {pid} outlived the thread that spawned it"
+        );
+    }
 }
