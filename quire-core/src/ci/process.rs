@@ -183,9 +183,7 @@ pub async fn run_with_capture_limit(
         Err(err) => return cannot_run(req, &err, redactor, &mut log, on_line),
     };
     // With process_group(0) the group id is the child's pid.
-    let mut group = GroupKill {
-        pgid: child.id().and_then(|id| libc::pid_t::try_from(id).ok()),
-    };
+    let mut group = GroupKill::new(child.id().and_then(|id| libc::pid_t::try_from(id).ok()));
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         // Both were asked for as pipes; tokio always provides them.
         group.signal(libc::SIGKILL);
@@ -229,7 +227,7 @@ pub async fn run_with_capture_limit(
                 // Nothing may outlive the command, and a leftover background
                 // job would hold the pipes open.
                 group.signal(libc::SIGKILL);
-                group.pgid = None;
+                group.disarm();
                 // A failed wait means the child is gone without a status
                 // (someone else reaped it); the group was just killed.
                 status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
@@ -400,6 +398,28 @@ fn cannot_run(
     })
 }
 
+/// Process groups of commands that are running, for [`kill_all_groups`].
+static LIVE_GROUPS: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    // The list stays valid even if a holder panicked.
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SIGKILL the process group of every command now running.
+///
+/// For a runner about to exit without unwinding (`std::process::exit` on a
+/// second signal): the parent-death signal only reaches each command's
+/// direct child, not what that child started in the background.
+pub fn kill_all_groups() {
+    for &pgid in live_groups().iter() {
+        // SAFETY: plain syscall; ESRCH (group already gone) is fine.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
 /// Signals the command's process group; SIGKILLs it when dropped (an early
 /// return or the caller dropping the future) unless disarmed.
 struct GroupKill {
@@ -407,12 +427,28 @@ struct GroupKill {
 }
 
 impl GroupKill {
+    fn new(pgid: Option<libc::pid_t>) -> Self {
+        let pgid = pgid.filter(|&p| p > 0);
+        if let Some(p) = pgid {
+            live_groups().push(p);
+        }
+        GroupKill { pgid }
+    }
+
     fn signal(&self, sig: libc::c_int) {
-        if let Some(pgid) = self.pgid.filter(|&p| p > 0) {
+        if let Some(pgid) = self.pgid {
             // SAFETY: plain syscall; ESRCH (group already gone) is fine.
             unsafe {
                 libc::kill(-pgid, sig);
             }
+        }
+    }
+
+    /// Stop tracking the group: its leader has been reaped, so the id may
+    /// soon belong to someone else.
+    fn disarm(&mut self) {
+        if let Some(p) = self.pgid.take() {
+            live_groups().retain(|&g| g != p);
         }
     }
 }
@@ -420,6 +456,7 @@ impl GroupKill {
 impl Drop for GroupKill {
     fn drop(&mut self) {
         self.signal(libc::SIGKILL);
+        self.disarm();
     }
 }
 
