@@ -32,7 +32,12 @@ fn job_outcomes(run: &Run) -> Vec<(String, String)> {
     run.events()
         .iter()
         .filter(|e| e["type"] == "job_finished")
-        .map(|e| (e["job_id"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["job_id"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -41,7 +46,10 @@ fn hello_example() {
     let ws = copy_example("hello");
     let run = ws.run_events(&[]);
     run.assert_code(0);
-    assert_eq!(cri_lines(&ws.log("test-1.80", 1)), vec!["stdout F testing hello.bin on 1.80"]);
+    assert_eq!(
+        cri_lines(&ws.log("test-1.80", 1)),
+        vec!["stdout F testing hello.bin on 1.80"]
+    );
     assert!(run.stderr.contains("tested on 1.78\n") && run.stderr.contains("tested on 1.80\n"));
     assert!(job_outcomes(&run).contains(&("report".into(), "skipped".into())));
 }
@@ -52,7 +60,10 @@ fn matrix_example() {
     let run = ws.run_events(&["-j", "4"]);
     run.assert_code(0);
     assert_eq!(job_outcomes(&run).len(), 7);
-    assert_eq!(cri_lines(&ws.log("test-3.12-full", 1)), vec!["stdout F python 3.12 features=[json,tls]"]);
+    assert_eq!(
+        cri_lines(&ws.log("test-3.12-full", 1)),
+        vec!["stdout F python 3.12 features=[json,tls]"]
+    );
     assert_eq!(cri_lines(&ws.log("summary", 1)), vec!["stdout F 6/6 cells passed"]);
 }
 
@@ -61,7 +72,10 @@ fn fan_out_example() {
     let ws = copy_example("fan-out");
     let run = ws.run_events(&["-j", "3"]);
     run.assert_code(0);
-    assert_eq!(cri_lines(&ws.log("shard-2", 1)), vec!["stdout F shard 2 b.txt:5 e.txt:5"]);
+    assert_eq!(
+        cri_lines(&ws.log("shard-2", 1)),
+        vec!["stdout F shard 2 b.txt:5 e.txt:5"]
+    );
     assert_eq!(cri_lines(&ws.log("gather", 1)), vec!["stdout F gathered 7 results"]);
 }
 
@@ -70,9 +84,16 @@ fn rust_project_example() {
     let ws = copy_example("rust-project");
     let target = ws.path().join("out/target");
     let mut cmd = common::quire_ci();
-    cmd.args(["-w", ws.path().to_str().unwrap(), "run", "--events", "stdout", "--out-dir"])
-        .arg(ws.path().join("out"))
-        .env("QUIRE_TARGET_DIR", &target);
+    cmd.args([
+        "-w",
+        ws.path().to_str().unwrap(),
+        "run",
+        "--events",
+        "stdout",
+        "--out-dir",
+    ])
+    .arg(ws.path().join("out"))
+    .env("QUIRE_TARGET_DIR", &target);
     let run = Run::from(cmd.output().unwrap());
     run.assert_code(0);
     assert!(run.stderr.contains("tested greeter 0.1.0"), "{}", run.stderr);

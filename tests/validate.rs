@@ -20,7 +20,8 @@ ci.job("lint", {"quire/push"}, function() end)
     run.assert_code(0);
     assert_eq!(
         run.stdout,
-        ".quire/ci.lua: 4 jobs\nimage: rust:1.80\nbuild   <- quire/push\nlint    <- quire/push\ntest    <- build\ndeploy  <- test, lint\n"
+        // test was declared before lint, so once build is done it comes first.
+        ".quire/ci.lua: 4 jobs\nimage: rust:1.80\nbuild   <- quire/push\ntest    <- build\nlint    <- quire/push\ndeploy  <- test, lint\n"
     );
 }
 

@@ -1,6 +1,7 @@
 //! Everything about running a pipeline: the wire events, the pipeline model,
-//! the runtime given to jobs, processes, and the scheduler.
+//! the runtime given to jobs, processes and their logs, and the scheduler.
 
+pub mod cri;
 pub mod event;
 pub mod load;
 pub mod pipeline;

@@ -1,46 +1,122 @@
-//! TEMPORARY stand-in until the real process layer lands (wt-process).
-use std::path::PathBuf;
+//! Running one command: spawn, stream its output into a CRI log as it comes,
+//! capture it for the caller, enforce a timeout, obey cancellation, and make
+//! sure nothing it started outlives it.
+//!
+//! The child runs in its own process group with stdin on /dev/null, and gets
+//! `PR_SET_PDEATHSIG=SIGKILL`. stdout and stderr are read concurrently in
+//! chunks; each chunk is captured raw (capped), redacted as a stream, cut into
+//! CRI pieces, written to the log and handed to `on_line`. Memory stays bounded
+//! by the read buffers, the log buffer, one line piece per stream and the
+//! capture cap, whatever the command prints.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::secret::Redactor;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-#[derive(Debug, Clone)]
+pub use super::cri::OutputStream;
+use super::cri::{self, LineSplitter};
+use crate::secret::{Redactor, StreamRedactor};
+
+/// The most output of each stream returned to the caller (the log keeps all).
+pub const CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
+/// Exit code of a command that ran past its timeout.
+pub const EXIT_TIMED_OUT: i32 = 124;
+/// Exit code of a command that could not be started.
+pub const EXIT_CANNOT_RUN: i32 = 127;
+/// Default time between SIGTERM and SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Size of each pipe read: the kernel's default pipe capacity.
+const READ_BUF: usize = 64 * 1024;
+const LOG_BUF: usize = 64 * 1024;
+/// After the command exits, how long at least we wait for its pipes to close
+/// (only something that left the process group can keep them open).
+const MIN_DRAIN: Duration = Duration::from_millis(500);
+/// Reads at most made when giving up on a pipe: a writer outside the process
+/// group may never stop.
+const FINAL_READS: usize = 16;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandLine {
+    /// Run by `/bin/sh -c`.
     Shell(String),
+    /// Run directly, no shell. Must be non-empty (an empty one cannot be run, exit 127).
     Argv(Vec<String>),
 }
+
 impl CommandLine {
+    /// The command as shown to people and in `sh_started.cmd`: a shell string
+    /// as given; argv words joined by spaces, each POSIX-quoted only if needed.
     pub fn display(&self) -> String {
         match self {
             CommandLine::Shell(s) => s.clone(),
-            CommandLine::Argv(v) => v.join(" "),
+            CommandLine::Argv(words) => {
+                let quoted: Vec<Cow<'_, str>> = words.iter().enumerate().map(|(i, w)| shell_quote(w, i == 0)).collect();
+                quoted.join(" ")
+            }
         }
     }
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputStream {
-    Stdout,
-    Stderr,
-}
-impl OutputStream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputStream::Stdout => "stdout",
-            OutputStream::Stderr => "stderr",
-        }
+
+/// Quote `word` for a POSIX shell if it is not made of plainly safe
+/// characters. A first word with `=` would read as an assignment, so it is
+/// quoted too.
+fn shell_quote(word: &str, first: bool) -> Cow<'_, str> {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b))
+        && !(first && word.contains('='));
+    if safe {
+        Cow::Borrowed(word)
+    } else {
+        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
     }
 }
+
+/// One command to run.
+#[derive(Debug, Clone)]
 pub struct ShRequest {
     pub command: CommandLine,
     pub cwd: PathBuf,
+    /// Added to (or overriding) the runner's own environment.
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL on timeout or cancellation.
     pub kill_grace: Duration,
+    /// The CRI log; parent directories are created.
     pub log_path: PathBuf,
 }
-#[derive(Debug, Default)]
+
+impl ShRequest {
+    /// A request with no extra env, no timeout, the default grace and cap.
+    pub fn new(command: CommandLine, cwd: impl Into<PathBuf>, log_path: impl Into<PathBuf>) -> Self {
+        ShRequest {
+            command,
+            cwd: cwd.into(),
+            env: Vec::new(),
+            timeout: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+            log_path: log_path.into(),
+        }
+    }
+}
+
+/// How a command ended and what it printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShOutput {
+    /// The exit code; 128+N if killed by signal N; 124 on timeout; 127 if it could not start.
     pub exit_code: i32,
+    /// Raw (unredacted) output, at most [`CAPTURE_LIMIT`] bytes each.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub stdout_truncated: bool,
@@ -48,81 +124,905 @@ pub struct ShOutput {
     pub timed_out: bool,
     pub cancelled: bool,
 }
+
 #[derive(Debug, thiserror::Error)]
 pub enum ShError {
-    #[error("cannot write log {path}: {source}")]
-    Log { path: PathBuf, source: std::io::Error },
+    /// The log could not be created or written: the run must stop (exit 3).
+    #[error("cannot write command log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
+
+/// Run one command to its end. See the module docs.
+///
+/// `on_line` gets every piece written to the log (redacted, no newline).
+/// Cancellation: once `*cancel.borrow()` is true the process group gets
+/// SIGTERM, then SIGKILL after `kill_grace`. If it is already true on entry the
+/// command is not started (`cancelled`, exit 143). Dropping the future kills
+/// the process group.
 pub async fn run(
     req: &ShRequest,
-    _redactor: &Redactor,
+    redactor: &Redactor,
     on_line: &mut dyn FnMut(OutputStream, &[u8]),
-    _cancel: &mut tokio::sync::watch::Receiver<bool>,
+    cancel: &mut watch::Receiver<bool>,
 ) -> Result<ShOutput, ShError> {
-    let mut cmd = match &req.command {
-        CommandLine::Shell(s) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(s);
-            c
+    run_with_capture_limit(req, CAPTURE_LIMIT, redactor, on_line, cancel).await
+}
+
+/// [`run`] with another cap on the captured output (tests use small ones).
+pub async fn run_with_capture_limit(
+    req: &ShRequest,
+    capture_limit: usize,
+    redactor: &Redactor,
+    on_line: &mut dyn FnMut(OutputStream, &[u8]),
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<ShOutput, ShError> {
+    let mut log = LogFile::create(&req.log_path)?;
+    if *cancel.borrow_and_update() {
+        log.flush()?;
+        return Ok(ShOutput {
+            exit_code: 128 + libc::SIGTERM,
+            cancelled: true,
+            ..ShOutput::default()
+        });
+    }
+
+    let mut child = match spawn(req) {
+        Ok(child) => child,
+        Err(err) => return cannot_run(req, &err, redactor, &mut log, on_line),
+    };
+    // With process_group(0) the group id is the child's pid.
+    let mut group = GroupKill::new(child.id().and_then(|id| libc::pid_t::try_from(id).ok()));
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        // Both were asked for as pipes; tokio always provides them.
+        group.signal(libc::SIGKILL);
+        return cannot_run(req, &io::Error::other("no output pipes"), redactor, &mut log, on_line);
+    };
+
+    let mut out = Capture::new(OutputStream::Stdout, redactor, capture_limit);
+    let mut err = Capture::new(OutputStream::Stderr, redactor, capture_limit);
+    let mut out_buf = vec![0u8; READ_BUF];
+    let mut err_buf = vec![0u8; READ_BUF];
+    let mut scratch = Vec::new();
+
+    let mut phase = Phase::Running;
+    let mut status: Option<ExitStatus> = None;
+    let mut timed_out = false;
+    let mut cancelled = false;
+    let mut cancel_live = true;
+    // One timer for whatever comes next: the timeout, the SIGKILL after a
+    // SIGTERM, or the end of draining.
+    let mut deadline = req.timeout.map(|t| Instant::now() + t);
+    let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+    tokio::pin!(timer);
+
+    while out.open || err.open || status.is_none() {
+        tokio::select! {
+            read = stdout.read(&mut out_buf), if out.open => {
+                out.take(read, &out_buf, &mut log, on_line, &mut scratch)?;
+                log.flush()?;
+            }
+            read = stderr.read(&mut err_buf), if err.open => {
+                err.take(read, &err_buf, &mut log, on_line, &mut scratch)?;
+                log.flush()?;
+            }
+            waited = child.wait(), if status.is_none() => {
+                // Nothing may outlive the command, and a leftover background
+                // job would hold the pipes open.
+                group.signal(libc::SIGKILL);
+                group.disarm();
+                // A failed wait means the child is gone without a status
+                // (someone else reaped it); the group was just killed.
+                status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
+                phase = Phase::Draining;
+                deadline = Some(Instant::now() + req.kill_grace.max(MIN_DRAIN));
+            }
+            changed = cancel.changed(), if cancel_live && status.is_none() => {
+                match changed {
+                    Err(_) => cancel_live = false, // sender gone: no cancellation any more
+                    Ok(()) => {
+                        if *cancel.borrow_and_update() && !cancelled {
+                            cancelled = true;
+                            if phase == Phase::Running {
+                                group.signal(libc::SIGTERM);
+                                phase = Phase::Terminating;
+                                deadline = Some(Instant::now() + req.kill_grace);
+                            }
+                        }
+                    }
+                }
+            }
+            () = &mut timer, if deadline.is_some() => {
+                match phase {
+                    Phase::Running => {
+                        timed_out = true;
+                        group.signal(libc::SIGTERM);
+                        phase = Phase::Terminating;
+                        deadline = Some(Instant::now() + req.kill_grace);
+                    }
+                    Phase::Terminating => {
+                        group.signal(libc::SIGKILL);
+                        phase = Phase::Killed;
+                        deadline = None;
+                    }
+                    // Something outside the group still holds a pipe: take
+                    // what is already in it, then stop reading.
+                    Phase::Killed | Phase::Draining => {
+                        out.take_ready(&mut stdout, &mut out_buf, &mut log, on_line, &mut scratch).await?;
+                        err.take_ready(&mut stderr, &mut err_buf, &mut log, on_line, &mut scratch).await?;
+                        break;
+                    }
+                }
+            }
         }
-        CommandLine::Argv(v) => {
-            let mut c = tokio::process::Command::new(&v[0]);
-            c.args(&v[1..]);
-            c
+        if let Some(at) = deadline {
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+        }
+    }
+
+    // Whatever was cut short by a break still gets its last line out.
+    out.finish(&mut log, on_line)?;
+    err.finish(&mut log, on_line)?;
+    log.flush()?;
+
+    let exit_code = if timed_out {
+        EXIT_TIMED_OUT
+    } else {
+        status.map_or(128 + libc::SIGKILL, exit_code)
+    };
+    Ok(ShOutput {
+        exit_code,
+        stdout: out.captured,
+        stderr: err.captured,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+        timed_out,
+        cancelled,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// SIGTERM sent, SIGKILL at the deadline.
+    Terminating,
+    Killed,
+    /// The command exited; reading what is left in the pipes.
+    Draining,
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 128 + libc::SIGKILL,
+    }
+}
+
+fn spawn(req: &ShRequest) -> io::Result<Child> {
+    let mut cmd = match &req.command {
+        CommandLine::Shell(script) => {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+        CommandLine::Argv(words) => {
+            let Some((program, args)) = words.split_first() else {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            cmd
         }
     };
     cmd.current_dir(&req.cwd)
-        .envs(req.env.iter().cloned())
-        .stdin(std::process::Stdio::null());
-    if let Some(parent) = req.log_path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| ShError::Log {
-            path: req.log_path.clone(),
-            source,
-        })?;
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (prctl, getppid) without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The runner may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
-    let out = match cmd.output().await {
-        Ok(o) => o,
-        Err(e) => {
-            let line = format!("quire-ci: cannot run: {e}");
-            on_line(OutputStream::Stderr, line.as_bytes());
-            std::fs::write(
-                &req.log_path,
-                format!("2026-01-01T00:00:00.000000000Z stderr F {line}\n"),
-            )
-            .map_err(|source| ShError::Log {
-                path: req.log_path.clone(),
-                source,
-            })?;
-            return Ok(ShOutput {
-                exit_code: 127,
-                ..Default::default()
-            });
-        }
+    cmd.spawn()
+}
+
+/// Exit 127: say why in the log (as a stderr line), to `on_line`, and in the
+/// captured stderr.
+fn cannot_run(
+    req: &ShRequest,
+    err: &io::Error,
+    redactor: &Redactor,
+    log: &mut LogFile,
+    on_line: &mut dyn FnMut(OutputStream, &[u8]),
+) -> Result<ShOutput, ShError> {
+    let program = match &req.command {
+        CommandLine::Shell(_) => "/bin/sh".to_string(),
+        CommandLine::Argv(words) => words.first().cloned().unwrap_or_default(),
     };
-    let mut log = String::new();
-    for (stream, bytes) in [(OutputStream::Stdout, &out.stdout), (OutputStream::Stderr, &out.stderr)] {
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            on_line(stream, line);
-            log.push_str(&format!(
-                "2026-01-01T00:00:00.000000000Z {} F {}\n",
-                stream.as_str(),
-                String::from_utf8_lossy(line)
-            ));
+    // A missing working directory makes exec fail with ENOENT too; name the real cause.
+    let reason = match std::fs::metadata(&req.cwd) {
+        Err(e) => format!("working directory {}: {e}", req.cwd.display()),
+        Ok(m) if !m.is_dir() => {
+            format!("working directory {} is not a directory", req.cwd.display())
+        }
+        Ok(_) => err.to_string(),
+    };
+    let message = format!("quire-ci: cannot run \"{program}\": {reason}");
+    let message = redactor.redact(message.as_bytes()).into_owned();
+    log.stamp_now();
+    for (partial, text) in cri::pieces(&message) {
+        log.piece(OutputStream::Stderr, partial, text)?;
+        on_line(OutputStream::Stderr, text);
+    }
+    log.flush()?;
+    let mut stderr = message;
+    stderr.push(b'\n');
+    Ok(ShOutput {
+        exit_code: EXIT_CANNOT_RUN,
+        stderr,
+        ..ShOutput::default()
+    })
+}
+
+/// Process groups of commands that are running, for [`kill_all_groups`].
+static LIVE_GROUPS: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    // The list stays valid even if a holder panicked.
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SIGKILL the process group of every command now running.
+///
+/// For a runner about to exit without unwinding (`std::process::exit` on a
+/// second signal): the parent-death signal only reaches each command's
+/// direct child, not what that child started in the background.
+pub fn kill_all_groups() {
+    for &pgid in live_groups().iter() {
+        // SAFETY: plain syscall; ESRCH (group already gone) is fine.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
         }
     }
-    std::fs::write(&req.log_path, log).map_err(|source| ShError::Log {
-        path: req.log_path.clone(),
-        source,
-    })?;
-    use std::os::unix::process::ExitStatusExt;
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-    Ok(ShOutput {
-        exit_code: code,
-        stdout: out.stdout,
-        stderr: out.stderr,
-        ..Default::default()
-    })
+}
+
+/// Signals the command's process group; SIGKILLs it when dropped (an early
+/// return or the caller dropping the future) unless disarmed.
+struct GroupKill {
+    pgid: Option<libc::pid_t>,
+}
+
+impl GroupKill {
+    fn new(pgid: Option<libc::pid_t>) -> Self {
+        let pgid = pgid.filter(|&p| p > 0);
+        if let Some(p) = pgid {
+            live_groups().push(p);
+        }
+        GroupKill { pgid }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(pgid) = self.pgid {
+            // SAFETY: plain syscall; ESRCH (group already gone) is fine.
+            unsafe {
+                libc::kill(-pgid, sig);
+            }
+        }
+    }
+
+    /// Stop tracking the group: its leader has been reaped, so the id may
+    /// soon belong to someone else.
+    fn disarm(&mut self) {
+        if let Some(p) = self.pgid.take() {
+            live_groups().retain(|&g| g != p);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.disarm();
+    }
+}
+
+/// One output stream on its way to the caller, the log and `on_line`.
+struct Capture<'r> {
+    stream: OutputStream,
+    open: bool,
+    redact: StreamRedactor<'r>,
+    lines: LineSplitter,
+    captured: Vec<u8>,
+    truncated: bool,
+    limit: usize,
+}
+
+impl<'r> Capture<'r> {
+    fn new(stream: OutputStream, redactor: &'r Redactor, limit: usize) -> Self {
+        Capture {
+            stream,
+            open: true,
+            redact: redactor.stream(),
+            lines: LineSplitter::new(),
+            captured: Vec::new(),
+            truncated: false,
+            limit,
+        }
+    }
+
+    /// Handle the result of one read: a chunk, or the end of the stream.
+    fn take(
+        &mut self,
+        read: io::Result<usize>,
+        buf: &[u8],
+        log: &mut LogFile,
+        on_line: &mut dyn FnMut(OutputStream, &[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), ShError> {
+        let n = match read {
+            Ok(0) | Err(_) => return self.finish(log, on_line),
+            Ok(n) => n.min(buf.len()),
+        };
+        let chunk = &buf[..n];
+        let room = self.limit.saturating_sub(self.captured.len());
+        if chunk.len() > room {
+            self.truncated = true;
+        }
+        self.captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
+
+        log.stamp_now();
+        let stream = self.stream;
+        let redacted = self.redact.push(chunk, scratch);
+        self.lines.push(redacted, |partial, text| {
+            log.piece(stream, partial, text)?;
+            on_line(stream, text);
+            Ok(())
+        })
+    }
+
+    /// Read whatever `pipe` has ready right now (bounded), without waiting.
+    async fn take_ready(
+        &mut self,
+        pipe: &mut (impl AsyncRead + Unpin),
+        buf: &mut [u8],
+        log: &mut LogFile,
+        on_line: &mut dyn FnMut(OutputStream, &[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), ShError> {
+        for _ in 0..FINAL_READS {
+            if !self.open {
+                break;
+            }
+            // A zero timeout still polls the read once before giving up.
+            match tokio::time::timeout(Duration::ZERO, pipe.read(buf)).await {
+                Ok(read) => self.take(read, buf, log, on_line, scratch)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended (or we stopped reading): flush held-back bytes.
+    fn finish(&mut self, log: &mut LogFile, on_line: &mut dyn FnMut(OutputStream, &[u8])) -> Result<(), ShError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        log.stamp_now();
+        let stream = self.stream;
+        let tail = self.redact.finish();
+        let mut emit = |partial: bool, text: &[u8]| {
+            log.piece(stream, partial, text)?;
+            on_line(stream, text);
+            Ok::<(), ShError>(())
+        };
+        self.lines.push(&tail, &mut emit)?;
+        self.lines.finish(&mut emit)
+    }
+}
+
+/// The CRI log of one command.
+struct LogFile {
+    path: PathBuf,
+    out: io::BufWriter<std::fs::File>,
+    /// Timestamp of the read being written, formatted once per read.
+    stamp: String,
+}
+
+impl LogFile {
+    fn create(path: &Path) -> Result<Self, ShError> {
+        let fail = |source| ShError::Log {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let file = std::fs::File::create(path).map_err(fail)?;
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            out: io::BufWriter::with_capacity(LOG_BUF, file),
+            stamp: String::new(),
+        })
+    }
+
+    fn stamp_now(&mut self) {
+        self.stamp = cri::format_timestamp(jiff::Timestamp::now());
+    }
+
+    fn piece(&mut self, stream: OutputStream, partial: bool, text: &[u8]) -> Result<(), ShError> {
+        cri::write_piece(&mut self.out, &self.stamp, stream, partial, text).map_err(|e| self.fail(e))
+    }
+
+    fn flush(&mut self) -> Result<(), ShError> {
+        self.out.flush().map_err(|e| self.fail(e))
+    }
+
+    fn fail(&self, source: io::Error) -> ShError {
+        ShError::Log {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant as StdInstant;
+
+    type Lines = Vec<(OutputStream, Vec<u8>)>;
+
+    struct Ran {
+        out: ShOutput,
+        /// The log with every timestamp checked and replaced by `TS`.
+        log: String,
+        /// What `on_line` got.
+        seen: Lines,
+        /// The log reassembled into logical lines.
+        lines: Lines,
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn req(dir: &Path, command: CommandLine) -> ShRequest {
+        ShRequest::new(command, dir, dir.join("logs/sh-1.log"))
+    }
+
+    fn sh(dir: &Path, script: &str) -> ShRequest {
+        req(dir, CommandLine::Shell(script.to_string()))
+    }
+
+    fn run_with(req: &ShRequest, secrets: &[&str]) -> Ran {
+        run_capped(req, secrets, CAPTURE_LIMIT)
+    }
+
+    fn run_capped(req: &ShRequest, secrets: &[&str], limit: usize) -> Ran {
+        let redactor = Redactor::new(secrets.iter().map(|s| s.as_bytes().to_vec()));
+        let (_tx, mut rx) = watch::channel(false);
+        let mut seen = Vec::new();
+        let mut on_line = |s, t: &[u8]| seen.push((s, t.to_vec()));
+        let out = block_on(run_with_capture_limit(req, limit, &redactor, &mut on_line, &mut rx)).unwrap();
+        finish(req, out, seen)
+    }
+
+    fn finish(req: &ShRequest, out: ShOutput, seen: Lines) -> Ran {
+        let raw = std::fs::read(&req.log_path).unwrap();
+        let lines = cri::reassemble(&raw).expect("log is CRI");
+        let mut log = String::new();
+        for line in raw.split_inclusive(|&b| b == b'\n') {
+            let (ts, rest) = line.split_at(30);
+            let ts = std::str::from_utf8(ts).unwrap();
+            assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "timestamp {ts}");
+            ts.parse::<jiff::Timestamp>().unwrap();
+            log.push_str("TS");
+            log.push_str(&String::from_utf8_lossy(rest));
+        }
+        Ran { out, log, seen, lines }
+    }
+
+    /// The log's lines of one stream, in order.
+    fn stream_log(ran: &Ran, stream: OutputStream) -> Vec<&str> {
+        let tag = format!(" {} ", stream.as_str());
+        ran.log.lines().filter(|l| l.contains(&tag)).collect()
+    }
+
+    fn alive(pid: i32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // Fields after "(comm)": state is the 1st, flags the 7th. Its pipe
+        // closing (what run() waits for) comes before it turns zombie, so a
+        // process that is exiting (PF_EXITING) counts as dead, as does a
+        // zombie nobody reaps.
+        const PF_EXITING: u64 = 0x4;
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let exiting = fields
+            .get(6)
+            .and_then(|f| f.parse::<u64>().ok())
+            .is_some_and(|f| f & PF_EXITING != 0);
+        !(exiting || matches!(fields.first(), Some(&"Z") | Some(&"X")))
+    }
+
+    #[test]
+    fn display_quotes_only_where_needed() {
+        let argv = |w: &[&str]| CommandLine::Argv(w.iter().map(|s| s.to_string()).collect()).display();
+        assert_eq!(argv(&["echo", "a b"]), "echo 'a b'");
+        assert_eq!(argv(&["printf", "%s\\n", "x"]), r"printf '%s\n' x");
+        assert_eq!(argv(&["echo", ""]), "echo ''");
+        assert_eq!(argv(&["echo", "it's"]), r"echo 'it'\''s'");
+        assert_eq!(
+            argv(&["cargo", "build", "--release", "-p=a/b.c:1,@2+%"]),
+            "cargo build --release -p=a/b.c:1,@2+%"
+        );
+        assert_eq!(argv(&["A=1", "B=2"]), "'A=1' B=2");
+        assert_eq!(argv(&["echo", "$HOME", "~", "*", "é"]), "echo '$HOME' '~' '*' 'é'");
+        let shell = CommandLine::Shell("echo 'a b' | wc".into());
+        assert_eq!(shell.display(), "echo 'a b' | wc");
+    }
+
+    #[test]
+    fn stdout_and_stderr_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(&sh(dir.path(), "printf 'one\\n\\ntwo\\n'; printf 'oops\\n' >&2"), &[]);
+        assert_eq!(ran.out.exit_code, 0);
+        assert_eq!(ran.out.stdout, b"one\n\ntwo\n");
+        assert_eq!(ran.out.stderr, b"oops\n");
+        assert_eq!(
+            stream_log(&ran, OutputStream::Stdout),
+            ["TS stdout F one", "TS stdout F ", "TS stdout F two"]
+        );
+        assert_eq!(stream_log(&ran, OutputStream::Stderr), ["TS stderr F oops"]);
+        assert_eq!(ran.seen.len(), 4);
+        assert!(ran.seen.contains(&(OutputStream::Stderr, b"oops".to_vec())));
+    }
+
+    #[test]
+    fn long_lines_split_and_last_line_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(
+            &sh(dir.path(), "head -c 40000 /dev/zero | tr '\\0' a; echo; printf tail"),
+            &[],
+        );
+        let a = |n| "a".repeat(n);
+        assert_eq!(
+            stream_log(&ran, OutputStream::Stdout),
+            [
+                format!("TS stdout P {}", a(16384)),
+                format!("TS stdout P {}", a(16384)),
+                format!("TS stdout F {}", a(40000 - 2 * 16384)),
+                "TS stdout F tail".to_string(),
+            ]
+        );
+        assert_eq!(ran.seen.len(), 4);
+        assert_eq!(ran.lines[0].1.len(), 40000);
+    }
+
+    #[test]
+    fn non_utf8_kept_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "printf 'a\\377\\376b\\r\\n'");
+        let ran = run_with(&r, &[]);
+        let raw = std::fs::read(&r.log_path).unwrap();
+        assert!(raw.ends_with(b" stdout F a\xff\xfeb\r\n"), "{raw:?}");
+        assert_eq!(ran.seen, [(OutputStream::Stdout, b"a\xff\xfeb\r".to_vec())]);
+        assert_eq!(ran.out.stdout, b"a\xff\xfeb\r\n");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(run_with(&sh(dir.path(), "true"), &[]).out.exit_code, 0);
+        assert_eq!(run_with(&sh(dir.path(), "exit 3"), &[]).out.exit_code, 3);
+        let killed = run_with(&sh(dir.path(), "kill -9 $$"), &[]).out;
+        assert_eq!(
+            (killed.exit_code, killed.timed_out, killed.cancelled),
+            (137, false, false)
+        );
+        let argv = CommandLine::Argv(vec!["sh".into(), "-c".into(), "exit 42".into()]);
+        assert_eq!(run_with(&req(dir.path(), argv), &[]).out.exit_code, 42);
+    }
+
+    #[test]
+    fn environment_cwd_and_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(
+            dir.path(),
+            "echo \"$QUIRE_TEST_VAR\"; pwd; cat; echo \"${PATH:+has path}\"",
+        );
+        r.env.push(("QUIRE_TEST_VAR".into(), "value".into()));
+        let ran = run_with(&r, &[]);
+        let cwd = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            ran.out.stdout,
+            format!("value\n{}\nhas path\n", cwd.display()).as_bytes()
+        );
+    }
+
+    #[test]
+    fn own_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(&sh(dir.path(), "echo $$; cut -d' ' -f5 /proc/$$/stat"), &[]);
+        let out = String::from_utf8(ran.out.stdout).unwrap();
+        let ids: Vec<&str> = out.lines().collect();
+        assert_eq!(ids[0], ids[1], "pid is the process group id");
+    }
+
+    #[test]
+    fn timeout_terminates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "echo started; sleep 30");
+        r.timeout = Some(Duration::from_millis(200));
+        r.kill_grace = Duration::from_millis(200);
+        let started = StdInstant::now();
+        let ran = run_with(&r, &[]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(
+            (ran.out.exit_code, ran.out.timed_out, ran.out.cancelled),
+            (124, true, false)
+        );
+        assert_eq!(ran.out.stdout, b"started\n");
+    }
+
+    #[test]
+    fn timeout_kills_what_ignores_sigterm() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "trap '' TERM; sleep 30; echo survived");
+        r.timeout = Some(Duration::from_millis(200));
+        r.kill_grace = Duration::from_millis(200);
+        let started = StdInstant::now();
+        let ran = run_with(&r, &[]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!((ran.out.exit_code, ran.out.timed_out), (124, true));
+        assert_eq!(ran.out.stdout, b"");
+    }
+
+    #[test]
+    fn missing_program_is_127() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = req(
+            dir.path(),
+            CommandLine::Argv(vec!["quire-no-such-program".into(), "x".into()]),
+        );
+        let ran = run_with(&r, &[]);
+        let msg = "quire-ci: cannot run \"quire-no-such-program\": No such file or directory (os error 2)";
+        assert_eq!(ran.out.exit_code, 127);
+        assert_eq!(ran.log, format!("TS stderr F {msg}\n"));
+        assert_eq!(ran.seen, [(OutputStream::Stderr, msg.as_bytes().to_vec())]);
+        assert_eq!(ran.out.stderr, format!("{msg}\n").as_bytes());
+
+        let ran = run_with(&req(dir.path(), CommandLine::Argv(vec![])), &[]);
+        assert_eq!(ran.out.exit_code, 127);
+        assert!(ran.log.contains("cannot run \"\": empty command"), "{}", ran.log);
+    }
+
+    #[test]
+    fn missing_cwd_is_127() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "true");
+        r.cwd = dir.path().join("gone");
+        let ran = run_with(&r, &[]);
+        assert_eq!(ran.out.exit_code, 127);
+        let want = format!(
+            "TS stderr F quire-ci: cannot run \"/bin/sh\": working directory {}: No such file or directory (os error 2)\n",
+            r.cwd.display()
+        );
+        assert_eq!(ran.log, want);
+    }
+
+    #[test]
+    fn unwritable_log_is_an_error_and_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let marker = dir.path().join("ran");
+        let mut r = sh(dir.path(), "touch ran");
+        r.log_path = dir.path().join("file/sh-1.log");
+        let redactor = Redactor::default();
+        let (_tx, mut rx) = watch::channel(false);
+        let got = block_on(run(&r, &redactor, &mut |_, _| {}, &mut rx));
+        let Err(ShError::Log { path, .. }) = got else {
+            panic!("expected a log error, got {got:?}");
+        };
+        assert_eq!(path, r.log_path);
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn cancel_terminates() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "echo started; sleep 30");
+        let redactor = Redactor::default();
+        let (tx, mut rx) = watch::channel(false);
+        let mut seen = Vec::new();
+        let mut on_line = |s, t: &[u8]| {
+            // Cancel once the command is surely running.
+            if t == b"started" {
+                let _ = tx.send(true);
+            }
+            seen.push((s, t.to_vec()));
+        };
+        let started = StdInstant::now();
+        let out = block_on(run(&r, &redactor, &mut on_line, &mut rx)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!((out.exit_code, out.cancelled, out.timed_out), (143, true, false));
+        assert_eq!(out.stdout, b"started\n");
+    }
+
+    #[test]
+    fn cancelled_before_start_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "touch ran");
+        let (_tx, mut rx) = watch::channel(true);
+        let out = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx)).unwrap();
+        assert_eq!((out.exit_code, out.cancelled), (143, true));
+        assert!(!dir.path().join("ran").exists());
+        assert_eq!(std::fs::read(&r.log_path).unwrap(), b"");
+    }
+
+    #[test]
+    fn dropped_cancel_sender_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "echo done");
+        let (tx, mut rx) = watch::channel(false);
+        drop(tx);
+        let out = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx)).unwrap();
+        assert_eq!((out.exit_code, out.cancelled), (0, false));
+        assert_eq!(out.stdout, b"done\n");
+    }
+
+    #[test]
+    fn capture_is_capped_but_log_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "printf '0123456789abcdef\\n'; printf 'short' >&2");
+        let ran = run_capped(&r, &[], 10);
+        assert_eq!(ran.out.stdout, b"0123456789");
+        assert!(ran.out.stdout_truncated);
+        assert_eq!(ran.out.stderr, b"short");
+        assert!(!ran.out.stderr_truncated);
+        assert_eq!(stream_log(&ran, OutputStream::Stdout), ["TS stdout F 0123456789abcdef"]);
+    }
+
+    #[test]
+    fn redaction_across_reads_newlines_and_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        // The sleep splits the secret over two reads.
+        let script = "printf 'sec'; sleep 0.1; printf 'ret!\\n'; \
+                      printf 'a multi\\nline b\\n' >&2; \
+                      head -c 16380 /dev/zero | tr '\\0' x; printf 'secret'; printf 'yyyy\\n'";
+        let ran = run_with(&sh(dir.path(), script), &["secret", "multi\nline"]);
+        assert_eq!(
+            stream_log(&ran, OutputStream::Stdout),
+            [
+                "TS stdout F ***!".to_string(),
+                format!("TS stdout P {}***y", "x".repeat(16380)),
+                "TS stdout F yyy".to_string(),
+            ]
+        );
+        assert_eq!(stream_log(&ran, OutputStream::Stderr), ["TS stderr F a *** b"]);
+        assert!(ran.seen.contains(&(OutputStream::Stdout, b"***!".to_vec())));
+        assert!(ran.seen.contains(&(OutputStream::Stderr, b"a *** b".to_vec())));
+        // The caller gets the raw bytes.
+        assert!(ran.out.stdout.starts_with(b"secret!\n"));
+        assert_eq!(ran.out.stderr, b"a multi\nline b\n");
+    }
+
+    #[test]
+    fn background_grandchild_is_killed_and_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = StdInstant::now();
+        let ran = run_with(&sh(dir.path(), "sleep 60 & echo $!"), &[]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(ran.out.exit_code, 0);
+        let pid: i32 = String::from_utf8(ran.out.stdout).unwrap().trim().parse().unwrap();
+        assert!(!alive(pid), "background sleep {pid} survived");
+    }
+
+    #[test]
+    fn escaped_grandchild_holding_the_pipe_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "setsid sleep 60 & echo $!; echo done");
+        r.kill_grace = Duration::from_millis(100);
+        let started = StdInstant::now();
+        let ran = run_with(&r, &[]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let out = String::from_utf8(ran.out.stdout).unwrap();
+        let pid: i32 = out.lines().next().unwrap().parse().unwrap();
+        // It left our process group, so it is the test's to clean up.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        assert_eq!(ran.out.exit_code, 0);
+        assert!(out.ends_with("done\n"));
+    }
+
+    #[test]
+    fn streams_interleave_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(&sh(dir.path(), "seq 1 20000 & seq 1 20000 >&2; wait"), &[]);
+        let want: Vec<Vec<u8>> = (1..=20000).map(|i: u32| i.to_string().into_bytes()).collect();
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let got: Vec<Vec<u8>> = ran
+                .lines
+                .iter()
+                .filter(|l| l.0 == stream)
+                .map(|l| l.1.clone())
+                .collect();
+            assert_eq!(got, want);
+        }
+        assert_eq!(ran.seen, ran.lines);
+    }
+
+    #[test]
+    fn command_dies_when_the_spawning_thread_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        // exec: the pid printed is the long-lived process itself.
+        let r = sh(dir.path(), "echo $$; exec sleep 30");
+        let spawner = std::thread::spawn(move || {
+            let redactor = Redactor::default();
+            let (_tx, mut rx) = watch::channel(false);
+            let pid = std::cell::Cell::new(None);
+            let mut on_line = |_, t: &[u8]| {
+                if pid.get().is_none() {
+                    pid.set(std::str::from_utf8(t).ok().and_then(|p| p.parse::<i32>().ok()));
+                }
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut running = Box::pin(run(&r, &redactor, &mut on_line, &mut rx));
+            // Drive the command only until it has printed its pid.
+            rt.block_on(std::future::poll_fn(|cx| {
+                let finished = running.as_mut().poll(cx).is_ready();
+                if finished || pid.get().is_some() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }));
+            // Skip the drop that would kill the group: only the parent-death
+            // signal is left to end the command when this thread exits.
+            std::mem::forget(running);
+            pid.get()
+        });
+        let pid = spawner.join().unwrap().expect("the command printed its pid");
+        // The signal is sent as the thread finishes exiting, just after join returns.
+        let deadline = StdInstant::now() + Duration::from_secs(10);
+        while alive(pid) && StdInstant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let survived = alive(pid);
+        if survived {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        assert!(!survived, "command {pid} outlived the thread that spawned it");
+    }
 }
