@@ -162,8 +162,8 @@ fn record_failed(message: &str) -> u8 {
     3
 }
 
-/// First SIGINT/SIGTERM: ask the run to stop cleanly. Second: exit at once
-/// (commands die with us through their parent-death signal).
+/// First SIGINT/SIGTERM: ask the run to stop cleanly. Second: kill every
+/// command's process group and exit at once.
 async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
@@ -178,6 +178,8 @@ async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
         };
         if received {
             eprintln!("quire-ci: second signal, exiting now");
+            // exit() skips the orderly stop; take the commands' backgrounded children down too.
+            quire_core::ci::process::kill_all_groups();
             std::process::exit(128 + signal);
         }
         received = true;
