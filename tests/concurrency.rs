@@ -240,3 +240,35 @@ fn sigkill_of_quire_ci_leaves_no_command_behind() {
     child.wait().unwrap();
     assert_no_process_with(marker);
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_kills_the_commands() {
+    // The command ignores SIGTERM, so the first signal's orderly stop would wait out the grace period.
+    let marker = "34.5678";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker} & sleep {marker}; wait\") end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    // Both sleeps exist before we signal, so the test checks that they are killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(marker).len() < 2 {
+        assert!(Instant::now() < deadline, "commands did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut stderr = String::new();
+    let pipe = child.stderr.as_mut().unwrap();
+    // Wait until the first signal was taken before sending the second.
+    let mut buf = [0u8; 4096];
+    while !stderr.contains("stopping") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "quire-ci ended before stopping: {stderr}");
+        stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let sent = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(sent.elapsed() < Duration::from_secs(4), "the second signal did not exit at once");
+    assert_no_process_with(marker);
+}

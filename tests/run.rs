@@ -365,3 +365,27 @@ ci.job("b", {"quire/push"}, function() runtime.sh("echo from b") end)
     assert_eq!(cri_lines(&ws.log("a", 1)), vec!["stdout F from a"]);
     assert_eq!(cri_lines(&ws.log("b", 1)), vec!["stdout F from b"]);
 }
+
+#[test]
+fn a_command_past_its_timeout_is_stopped_with_exit_124_and_fails_the_job() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("slow", {"quire/push"}, function(rt) rt.sh("sleep 30", {timeout = 0.3}) end)
+ci.job("bounded", {"quire/push"}, function(rt) rt.sh("sleep 30") end)
+ci.job("quick", {"quire/push"}, function(rt) rt.sh("true") end)
+"#,
+    );
+    let started = std::time::Instant::now();
+    let run = ws.run_events(&["--timeout", "0.5s"]);
+    run.assert_code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let lines = run.event_lines();
+    for job in ["slow", "bounded"] {
+        assert!(lines.contains(&format!(r#"{{"type":"sh_finished","job_id":"{job}","exit_code":124}}"#)), "{lines:#?}");
+        assert!(lines.contains(&format!(r#"{{"type":"job_finished","job_id":"{job}","outcome":"failed"}}"#)));
+    }
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"quick","outcome":"complete"}"#.to_string()));
+    assert!(run.stderr.contains("command `sleep 30` timed out after 0.3s (exit code 124)"), "{}", run.stderr);
+    assert!(run.stderr.contains("command `sleep 30` timed out after 0.5s (exit code 124)"), "{}", run.stderr);
+}
