@@ -269,6 +269,9 @@ fn a_second_signal_exits_at_once_and_kills_the_commands() {
     let sent = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert!(sent.elapsed() < Duration::from_secs(4), "the second signal did not exit at once");
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "the second signal did not exit at once"
+    );
     assert_no_process_with(marker);
 }

@@ -382,10 +382,130 @@ ci.job("quick", {"quire/push"}, function(rt) rt.sh("true") end)
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let lines = run.event_lines();
     for job in ["slow", "bounded"] {
-        assert!(lines.contains(&format!(r#"{{"type":"sh_finished","job_id":"{job}","exit_code":124}}"#)), "{lines:#?}");
-        assert!(lines.contains(&format!(r#"{{"type":"job_finished","job_id":"{job}","outcome":"failed"}}"#)));
+        assert!(
+            lines.contains(&format!(r#"{{"type":"sh_finished","job_id":"{job}","exit_code":124}}"#)),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(&format!(
+            r#"{{"type":"job_finished","job_id":"{job}","outcome":"failed"}}"#
+        )));
     }
     assert!(lines.contains(&r#"{"type":"job_finished","job_id":"quick","outcome":"complete"}"#.to_string()));
-    assert!(run.stderr.contains("command `sleep 30` timed out after 0.3s (exit code 124)"), "{}", run.stderr);
-    assert!(run.stderr.contains("command `sleep 30` timed out after 0.5s (exit code 124)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("command `sleep 30` timed out after 0.3s (exit code 124)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("command `sleep 30` timed out after 0.5s (exit code 124)"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const PUSH_PIPELINE: &str = r#"
+local ci = require("quire.ci")
+ci.job("show", {"quire/push"}, function(rt)
+  local p = rt.jobs("quire/push")
+  for _, key in ipairs({"sha", "ref", "branch", "tag", "commit-message", "pushed-at", "git-dir"}) do
+    rt.sh({"echo", key .. "=" .. tostring(p[key])})
+  end
+end)
+"#;
+
+fn push_fields(ws: &Workspace) -> Vec<String> {
+    (1..=7)
+        .map(|n| cri_lines(&ws.log("show", n)).join("|").replacen("stdout F ", "", 1))
+        .collect()
+}
+
+#[test]
+fn quire_push_is_read_from_the_workspace_repository() {
+    let ws = Workspace::lua(PUSH_PIPELINE);
+    let dir = ws.path();
+    git(dir, &["init", "-q", "-b", "trunk"]);
+    git(
+        dir,
+        &["-c", "user.name=T", "-c", "user.email=t@example.com", "add", "-A"],
+    );
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "add the pipeline",
+        ],
+    );
+    let sha = git(dir, &["rev-parse", "HEAD"]);
+    let run = ws.run_events(&[]);
+    run.assert_code(0);
+    assert_eq!(
+        run.event_lines()[0],
+        format!(r#"{{"type":"run_started","sha":"{sha}","ref":"refs/heads/trunk","jobs":["show"]}}"#)
+    );
+    let fields = push_fields(&ws);
+    assert_eq!(fields[0], format!("sha={sha}"));
+    assert_eq!(fields[1], "ref=refs/heads/trunk");
+    assert_eq!(fields[2], "branch=trunk");
+    assert_eq!(fields[3], "tag=nil");
+    assert_eq!(fields[4], "commit-message=add the pipeline");
+    assert!(fields[5].starts_with("pushed-at=20"), "{}", fields[5]);
+    assert!(
+        fields[6].starts_with("git-dir=/") && fields[6].ends_with(".git"),
+        "{}",
+        fields[6]
+    );
+
+    // Flags override what the repository says.
+    let run = ws.run_events(&["--sha", &"b".repeat(40), "--ref", "refs/tags/v1.0"]);
+    run.assert_code(0);
+    let fields = push_fields(&ws);
+    assert_eq!(fields[0], format!("sha={}", "b".repeat(40)));
+    assert_eq!(fields[1], "ref=refs/tags/v1.0");
+    assert_eq!(fields[2], "branch=nil");
+    assert_eq!(fields[3], "tag=v1.0");
+}
+
+#[test]
+fn outside_a_repository_the_push_is_forty_zeros_and_head() {
+    let ws = Workspace::lua(PUSH_PIPELINE);
+    let run = ws.run_events(&[]);
+    run.assert_code(0);
+    assert_eq!(
+        run.event_lines()[0],
+        format!(
+            r#"{{"type":"run_started","sha":"{}","ref":"HEAD","jobs":["show"]}}"#,
+            "0".repeat(40)
+        )
+    );
+    assert_eq!(
+        push_fields(&ws)[..3],
+        [
+            format!("sha={}", "0".repeat(40)),
+            "ref=HEAD".into(),
+            "branch=nil".into()
+        ]
+    );
 }
