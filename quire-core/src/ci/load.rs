@@ -16,7 +16,7 @@ use crate::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
 /// A pipeline ready to run, with the VM its functions live in.
 pub struct LoadedPipeline {
     pub sandbox: Sandbox,
-    pub pipeline: Pipeline,
+    pub pipeline: Rc<Pipeline>,
     pub runtime_global: RuntimeGlobal,
     /// The pipeline file as shown to the user (`.quire/ci.fnl`).
     pub file: String,
@@ -156,7 +156,7 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
     })?;
     Ok(LoadedPipeline {
         sandbox,
-        pipeline,
+        pipeline: Rc::new(pipeline),
         runtime_global,
         file,
     })

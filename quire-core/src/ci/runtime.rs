@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::event::{Event, EventKind};
 use super::pipeline::register::caller_location;
+use super::pipeline::{Pipeline, SOURCES};
 use super::process::{self, CommandLine, OutputStream, ShError, ShRequest};
 use crate::secret::Redactor;
 
@@ -143,8 +144,10 @@ impl RunContext {
 pub struct JobContext {
     pub run: Rc<RunContext>,
     pub job_id: String,
-    /// The ancestors and sources whose outputs `runtime.jobs` may return.
-    pub visible: Vec<String>,
+    /// The graph the job sits in, which decides what `runtime.jobs` may read.
+    pub pipeline: Rc<Pipeline>,
+    /// This job's index in `pipeline.jobs`.
+    pub index: usize,
     /// How many `sh` calls the job has made.
     pub sh_count: Cell<u32>,
 }
@@ -169,12 +172,14 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
 
     let ctx = job.clone();
     let jobs = lua.create_function(move |_, name: String| {
-        if !ctx.visible.contains(&name) {
-            let allowed = if ctx.visible.is_empty() {
-                "none".to_string()
-            } else {
-                ctx.visible.join(", ")
-            };
+        // Every job descends from a source, so sources are always readable.
+        let readable = SOURCES.contains(&name.as_str())
+            || ctx
+                .pipeline
+                .job_index(&name)
+                .is_some_and(|j| ctx.pipeline.is_ancestor(j, ctx.index));
+        if !readable {
+            let allowed = ctx.pipeline.ancestor_names(ctx.index).join(", ");
             return Err(mlua::Error::runtime(format!(
                 "runtime.jobs: '{name}' is not an input of job '{}' (directly or indirectly); it can read: {allowed}",
                 ctx.job_id

@@ -2,6 +2,7 @@
 //! up to `parallelism` at once, in declaration order among ready jobs.
 
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use mlua::{Lua, MultiValue, Value};
@@ -10,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::event::{EventKind, JobOutcome};
 use super::load::lua_error_message;
-use super::pipeline::{Pipeline, SOURCES};
+use super::pipeline::Pipeline;
 use super::runtime::{JobContext, RunContext, RuntimeEvent, RuntimeGlobal, runtime_table};
 
 /// Why the run stops early.
@@ -43,43 +44,130 @@ pub struct ScheduleSummary {
     pub stopped_by: Option<StopReason>,
 }
 
+/// The bookkeeping of one run over the graph: what each job is doing and
+/// which jobs may start. Every update is proportional to the jobs it touches,
+/// so large pipelines schedule in near-linear time.
+struct Board {
+    states: Vec<JobState>,
+    /// For each job, how many of its input jobs have not finished well yet.
+    waiting: Vec<usize>,
+    /// Pending jobs whose inputs all finished well, by declaration index.
+    ready: BTreeSet<usize>,
+    /// Each job's position in the topological order.
+    topo_position: Vec<usize>,
+}
+
+impl Board {
+    fn new(pipeline: &Pipeline) -> Board {
+        let n = pipeline.jobs.len();
+        let waiting: Vec<usize> = (0..n).map(|i| pipeline.input_jobs(i).len()).collect();
+        let ready = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let mut topo_position = vec![0; n];
+        for (position, &i) in pipeline.order.iter().enumerate() {
+            topo_position[i] = position;
+        }
+        Board {
+            states: vec![JobState::Pending; n],
+            waiting,
+            ready,
+            topo_position,
+        }
+    }
+
+    fn finish(&mut self, pipeline: &Pipeline, run: &RunContext, i: usize, outcome: JobOutcome) {
+        self.states[i] = JobState::Finished(outcome);
+        if matches!(outcome, JobOutcome::Complete | JobOutcome::Skipped) {
+            for &d in pipeline.dependents(i) {
+                self.waiting[d] -= 1;
+                if self.waiting[d] == 0 && self.states[d] == JobState::Pending {
+                    self.ready.insert(d);
+                }
+            }
+        } else {
+            self.block_descendants(pipeline, run, i);
+        }
+    }
+
+    /// Give `job_skipped` to every pending job below `failed`, in topological
+    /// order so each names an input that is already accounted for.
+    fn block_descendants(&mut self, pipeline: &Pipeline, run: &RunContext, failed: usize) {
+        let mut blocked = Vec::new();
+        let mut stack = vec![failed];
+        while let Some(i) = stack.pop() {
+            for &d in pipeline.dependents(i) {
+                if self.states[d] == JobState::Pending {
+                    self.states[d] = JobState::NotRun;
+                    self.ready.remove(&d);
+                    blocked.push(d);
+                    stack.push(d);
+                }
+            }
+        }
+        blocked.sort_by_key(|&d| self.topo_position[d]);
+        for d in blocked {
+            let blocked_by = self.blocking_input(pipeline, d);
+            run.emitter.borrow_mut().wire(EventKind::JobSkipped {
+                job_id: pipeline.jobs[d].id.clone(),
+                blocked_by,
+            });
+        }
+    }
+
+    /// The first direct input (in declaration order) that did not complete.
+    fn blocking_input(&self, pipeline: &Pipeline, i: usize) -> Option<String> {
+        pipeline.input_jobs(i).iter().find_map(|&p| {
+            matches!(
+                self.states[p],
+                JobState::NotRun | JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
+            )
+            .then(|| pipeline.jobs[p].id.clone())
+        })
+    }
+
+    /// Account for every job that never started, in topological order.
+    fn skip_the_rest(&mut self, pipeline: &Pipeline, run: &RunContext) {
+        for &i in &pipeline.order {
+            if self.states[i] == JobState::Pending {
+                self.states[i] = JobState::NotRun;
+                let blocked_by = self.blocking_input(pipeline, i);
+                run.emitter.borrow_mut().wire(EventKind::JobSkipped {
+                    job_id: pipeline.jobs[i].id.clone(),
+                    blocked_by,
+                });
+            }
+        }
+        self.ready.clear();
+    }
+}
+
 /// Run every job of `pipeline`. `stop` carries an outside request to stop
 /// (a signal); `cancel` is the sender every command watches.
 pub async fn execute(
     lua: &Lua,
-    pipeline: &Pipeline,
+    pipeline: &Rc<Pipeline>,
     runtime_global: &RuntimeGlobal,
     run: &Rc<RunContext>,
     cancel: &watch::Sender<bool>,
     mut stop: watch::Receiver<Option<StopReason>>,
     options: ScheduleOptions,
 ) -> ScheduleSummary {
-    let n = pipeline.jobs.len();
-    let mut states = vec![JobState::Pending; n];
+    let mut board = Board::new(pipeline);
     let mut running: JoinSet<(usize, JobOutcome)> = JoinSet::new();
     let mut stopped_by = None;
     let mut record_failed = run.emitter.borrow().stop_signal();
     let parallelism = options.parallelism.max(1);
 
     loop {
-        let stopping = *cancel.borrow();
-        if !stopping {
-            for &i in &pipeline.order {
-                if running.len() >= parallelism {
-                    break;
+        while !*cancel.borrow() && running.len() < parallelism {
+            let Some(i) = board.ready.pop_first() else { break };
+            board.states[i] = JobState::Running;
+            match start_job(lua, pipeline, runtime_global, run, i) {
+                Ok(future) => {
+                    running.spawn_local(future);
                 }
-                if states[i] == JobState::Pending && inputs_done(pipeline, &states, i) {
-                    states[i] = JobState::Running;
-                    match start_job(lua, pipeline, runtime_global, run, i) {
-                        Ok(future) => {
-                            running.spawn_local(future);
-                        }
-                        Err(err) => {
-                            finish_unstarted(run, &pipeline.jobs[i].id, &lua_error_message(&err));
-                            states[i] = JobState::Finished(JobOutcome::Failed);
-                            skip_blocked(pipeline, &mut states, run);
-                        }
-                    }
+                Err(err) => {
+                    finish_unstarted(run, &pipeline.jobs[i].id, &lua_error_message(&err));
+                    board.finish(pipeline, run, i, JobOutcome::Failed);
                 }
             }
         }
@@ -90,11 +178,10 @@ pub async fn execute(
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
                 let (i, outcome) = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-                states[i] = JobState::Finished(outcome);
+                board.finish(pipeline, run, i, outcome);
                 if outcome == JobOutcome::Failed && options.fail_fast {
                     cancel.send_replace(true);
                 }
-                skip_blocked(pipeline, &mut states, run);
             }
             Ok(()) = stop.changed(), if stopped_by.is_none() => {
                 if let Some(reason) = *stop.borrow() {
@@ -110,63 +197,10 @@ pub async fn execute(
         }
     }
 
-    // Whatever never started is accounted for, in declaration order.
-    for i in 0..n {
-        if states[i] == JobState::Pending {
-            let blocked_by = blocking_input(pipeline, &states, i);
-            run.emitter.borrow_mut().wire(EventKind::JobSkipped {
-                job_id: pipeline.jobs[i].id.clone(),
-                blocked_by,
-            });
-            states[i] = JobState::NotRun;
-        }
-    }
-    ScheduleSummary { states, stopped_by }
-}
-
-/// Every input finished in a way that lets its dependents run.
-fn inputs_done(pipeline: &Pipeline, states: &[JobState], i: usize) -> bool {
-    pipeline.jobs[i].inputs.iter().all(|input| {
-        SOURCES.contains(&input.as_str())
-            || pipeline.job_index(input).is_some_and(|p| {
-                matches!(
-                    states[p],
-                    JobState::Finished(JobOutcome::Complete | JobOutcome::Skipped)
-                )
-            })
-    })
-}
-
-/// The first direct input (in declaration order) that did not complete.
-fn blocking_input(pipeline: &Pipeline, states: &[JobState], i: usize) -> Option<String> {
-    pipeline.jobs[i]
-        .inputs
-        .iter()
-        .find(|input| {
-            pipeline.job_index(input).is_some_and(|p| {
-                matches!(
-                    states[p],
-                    JobState::NotRun | JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)
-                )
-            })
-        })
-        .cloned()
-}
-
-/// Give `job_skipped` to every pending job that can no longer run, walking
-/// in topological order so blocks propagate down the graph in one pass.
-fn skip_blocked(pipeline: &Pipeline, states: &mut [JobState], run: &RunContext) {
-    for &i in &pipeline.order {
-        if states[i] != JobState::Pending {
-            continue;
-        }
-        if let Some(blocked_by) = blocking_input(pipeline, states, i) {
-            states[i] = JobState::NotRun;
-            run.emitter.borrow_mut().wire(EventKind::JobSkipped {
-                job_id: pipeline.jobs[i].id.clone(),
-                blocked_by: Some(blocked_by),
-            });
-        }
+    board.skip_the_rest(pipeline, run);
+    ScheduleSummary {
+        states: board.states,
+        stopped_by,
     }
 }
 
@@ -190,7 +224,7 @@ type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (usize, JobO
 
 fn start_job(
     lua: &Lua,
-    pipeline: &Pipeline,
+    pipeline: &Rc<Pipeline>,
     runtime_global: &RuntimeGlobal,
     run: &Rc<RunContext>,
     index: usize,
@@ -199,7 +233,8 @@ fn start_job(
     let ctx = Rc::new(JobContext {
         run: run.clone(),
         job_id: job.id.clone(),
-        visible: pipeline.ancestors(index),
+        pipeline: pipeline.clone(),
+        index,
         sh_count: Cell::new(0),
     });
     let runtime = runtime_table(lua, &ctx)?;

@@ -221,7 +221,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             location: c.registration.location.clone(),
         })
         .collect();
-    Ok(Pipeline { jobs, image, order })
+    Ok(Pipeline::new(jobs, image, order))
 }
 
 fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<String> {
