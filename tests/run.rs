@@ -509,3 +509,33 @@ fn outside_a_repository_the_push_is_forty_zeros_and_head() {
         ]
     );
 }
+
+#[test]
+fn an_events_file_on_a_full_disk_stops_the_run_with_exit_3() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let run = ws.run(&["run", "--events", "/dev/full", "-j", "1"]);
+    run.assert_code(3);
+    assert!(
+        run.stderr
+            .contains("cannot write the run record: No space left on device"),
+        "{}",
+        run.stderr
+    );
+    // The run stopped: the second job never ran.
+    assert!(!run.stderr.contains("testing app.bin"), "{}", run.stderr);
+}
+
+#[test]
+fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let mut cmd = common::quire_ci();
+    cmd.args(["-w", ws.path().to_str().unwrap(), "run", "--events", "stdout"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

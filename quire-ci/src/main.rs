@@ -5,6 +5,7 @@ mod commands;
 mod reporter;
 mod sink;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,5 +35,16 @@ fn main() -> ExitCode {
 
 /// Show an error on stderr the way every quire-ci error looks.
 pub fn report_error(diagnostic: impl miette::Diagnostic + Send + Sync + 'static) {
-    eprintln!("{:?}", miette::Report::new(diagnostic));
+    say(&format!("{:?}", miette::Report::new(diagnostic)));
+}
+
+/// A line for the person on stderr. A closed stderr is not worth dying for
+/// (`eprintln!` would panic), so write errors are ignored.
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Program output on stdout; a reader that went away (`| head`) ends it quietly.
+pub fn output(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }

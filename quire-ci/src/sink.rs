@@ -38,7 +38,9 @@ impl EventSink {
     /// Make the record durable: fsync the file.
     pub fn finish(&mut self) -> io::Result<()> {
         match self {
-            EventSink::File { file, .. } => file.sync_all(),
+            // Only a regular file can be made durable; a FIFO or a device (/dev/stderr) cannot be fsync'd.
+            EventSink::File { file, .. } if file.metadata()?.is_file() => file.sync_all(),
+            EventSink::File { .. } => Ok(()),
             EventSink::Stdout => io::stdout().flush(),
             EventSink::Null => Ok(()),
         }

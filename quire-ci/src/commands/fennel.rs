@@ -54,7 +54,7 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         let source = std::fs::read_to_string(&args.file).map_err(read_error)?;
         let lua = compile_source(&source, &display, &Sandbox::compile_options())
             .map_err(|e| FennelCommandError::Fennel(Box::new(e)))?;
-        print!("{lua}");
+        crate::output(&lua);
         return Ok(());
     }
     // `require` finds modules beside the file.

@@ -10,7 +10,9 @@ use crate::{exit, report_error};
 
 pub fn completions(shell: clap_complete::Shell) -> u8 {
     let mut command = Cli::command();
-    clap_complete::generate(shell, &mut command, "quire-ci", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "quire-ci", &mut script);
+    let _ = std::io::stdout().write_all(&script);
     exit::OK
 }
 

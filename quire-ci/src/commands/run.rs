@@ -70,15 +70,19 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
             }
         }
     };
-    if let Err(err) = sink.borrow_mut().finish() {
-        let what = sink
-            .borrow()
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "stdout".into());
-        return record_failed(&format!("cannot flush the events to {what}: {err}"));
+    let finished = sink.borrow_mut().finish();
+    match finished {
+        // A record that already failed has been reported once; don't pile on.
+        Err(err) if code != RECORD_FAILED => {
+            let what = sink
+                .borrow()
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "stdout".into());
+            record_failed(&format!("cannot flush the events to {what}: {err}"))
+        }
+        _ => code,
     }
-    code
 }
 
 /// Check the workspace and the log directory. The error is the rendered diagnostic.
@@ -157,9 +161,12 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     }
 }
 
+/// Exit code: the run record or a log could not be written.
+const RECORD_FAILED: u8 = 3;
+
 fn record_failed(message: &str) -> u8 {
     report_error(SetupError::Record(message.to_string()));
-    3
+    RECORD_FAILED
 }
 
 /// First SIGINT/SIGTERM: ask the run to stop cleanly. Second: kill every
@@ -177,13 +184,15 @@ async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
             _ = terminate.recv() => libc::SIGTERM,
         };
         if received {
-            eprintln!("quire-ci: second signal, exiting now");
+            crate::say("quire-ci: second signal, exiting now");
             // exit() skips the orderly stop; take the commands' backgrounded children down too.
             quire_core::ci::process::kill_all_groups();
             std::process::exit(128 + signal);
         }
         received = true;
-        eprintln!("quire-ci: stopping (signal {signal}); send it again to exit at once");
+        crate::say(&format!(
+            "quire-ci: stopping (signal {signal}); send it again to exit at once"
+        ));
         stop.send_replace(Some(StopReason::Signal(signal)));
     }
 }

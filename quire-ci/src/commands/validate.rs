@@ -32,7 +32,7 @@ pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
         ValidateFormat::Json => json(&loaded.pipeline, &loaded.file),
         ValidateFormat::Dot => dot(&loaded.pipeline),
     };
-    print!("{text}");
+    crate::output(&text);
     exit::OK
 }
 
