@@ -1,0 +1,1 @@
+//! Tests (see bottom of file).
