@@ -269,10 +269,13 @@ impl<'a> Compiler<'a> {
     // ---- the core ----------------------------------------------------------------
 
     /// Compile a sequence of forms as a body: all but the last for effect.
-    /// An empty body yields `nil`.
+    /// An empty body yields `nil` (or no values at all, in tail position).
     fn body(&mut self, forms: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((last, init)) = forms.split_last() else {
-            return Ok(self.deliver(vec![Expr::nil()], dest, None));
+            return Ok(match dest {
+                Dest::Return => Vec::new(),
+                _ => self.deliver(vec![Expr::nil()], dest, None),
+            });
         };
         for form in init {
             self.statement(form, &Dest::Discard)?;
