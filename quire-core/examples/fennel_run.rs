@@ -9,9 +9,40 @@ use std::process::ExitCode;
 use quire_core::fennel::{CompileOptions, compile_source};
 
 const LUA_GLOBALS: &[&str] = &[
-    "_G", "_VERSION", "assert", "collectgarbage", "coroutine", "dofile", "error", "getmetatable", "io", "ipairs", "load",
-    "loadfile", "math", "next", "os", "package", "pairs", "pcall", "print", "rawequal", "rawget", "rawlen", "rawset",
-    "require", "select", "setmetatable", "string", "table", "tonumber", "tostring", "type", "utf8", "xpcall", "warn",
+    "_G",
+    "_VERSION",
+    "assert",
+    "collectgarbage",
+    "coroutine",
+    "dofile",
+    "error",
+    "getmetatable",
+    "io",
+    "ipairs",
+    "load",
+    "loadfile",
+    "math",
+    "next",
+    "os",
+    "package",
+    "pairs",
+    "pcall",
+    "print",
+    "rawequal",
+    "rawget",
+    "rawlen",
+    "rawset",
+    "require",
+    "select",
+    "setmetatable",
+    "string",
+    "table",
+    "tonumber",
+    "tostring",
+    "type",
+    "utf8",
+    "xpcall",
+    "warn",
 ];
 
 fn main() -> ExitCode {
@@ -26,7 +57,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = CompileOptions { allowed_globals: LUA_GLOBALS.iter().map(|g| g.to_string()).collect() };
+    let options = CompileOptions {
+        allowed_globals: LUA_GLOBALS.iter().map(|g| g.to_string()).collect(),
+    };
     let lua_code = match compile_source(&source, &path, &options) {
         Ok(code) => code,
         Err(e) => {

@@ -3,7 +3,9 @@
 //! Used by `local`/`var`/`let`, `set`, function parameters and loop bindings.
 
 use super::emit;
-use super::{Compiler, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
+use super::{
+    Compiler, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym,
+};
 
 /// What a binding does with the names of a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,9 @@ impl Compiler<'_> {
             }
             FormKind::List(targets) => {
                 if targets.is_empty() {
-                    return Err(self.error(pattern.span, "expected names to bind multiple values to"));
+                    return Err(
+                        self.error(pattern.span, "expected names to bind multiple values to")
+                    );
                 }
                 let exprs = self.exprs(value)?;
                 self.bind_values(pattern, targets, exprs, mode)
@@ -38,9 +42,19 @@ impl Compiler<'_> {
     }
 
     /// `(a b [c d])` bound to several values at once.
-    fn bind_values(&mut self, pattern: &Form, targets: &[Form], exprs: Vec<Expr>, mode: Binding) -> Result<()> {
+    fn bind_values(
+        &mut self,
+        pattern: &Form,
+        targets: &[Form],
+        exprs: Vec<Expr>,
+        mode: Binding,
+    ) -> Result<()> {
         let line = self.line(pattern.span);
-        let values = if exprs.is_empty() { "nil".to_string() } else { join_exprs(&exprs) };
+        let values = if exprs.is_empty() {
+            "nil".to_string()
+        } else {
+            join_exprs(&exprs)
+        };
         let mut names = Vec::with_capacity(targets.len());
         let mut nested = Vec::new();
         let mut declared = Vec::new();
@@ -49,7 +63,9 @@ impl Compiler<'_> {
                 FormKind::Sym(name) if mode != Binding::Set || is_plain(name) => {
                     self.check_binding_name(name, target)?;
                     match mode {
-                        Binding::Local { mutable } => declared.push((name.clone(), mutable, names.len())),
+                        Binding::Local { mutable } => {
+                            declared.push((name.clone(), mutable, names.len()))
+                        }
                         Binding::Set => {
                             let lua = self.settable_local(name, target)?;
                             names.push(lua);
@@ -67,7 +83,11 @@ impl Compiler<'_> {
                     nested.push((target, temp.clone()));
                     names.push(temp);
                 }
-                _ => return Err(self.error(target.span, "expected a name or a destructuring pattern")),
+                _ => {
+                    return Err(
+                        self.error(target.span, "expected a name or a destructuring pattern")
+                    );
+                }
             }
         }
         // New names come into scope only after the values are computed.
@@ -92,7 +112,12 @@ impl Compiler<'_> {
     }
 
     /// Bind `pattern` to an already compiled value.
-    pub(super) fn bind_pattern(&mut self, pattern: &Form, value: Expr, mode: Binding) -> Result<()> {
+    pub(super) fn bind_pattern(
+        &mut self,
+        pattern: &Form,
+        value: Expr,
+        mode: Binding,
+    ) -> Result<()> {
         let line = self.line(pattern.span);
         match &pattern.kind {
             FormKind::Sym(name) => self.bind_symbol(name, pattern, value, mode),
@@ -107,10 +132,16 @@ impl Compiler<'_> {
                             return Err(self.error(item.span, "expected a pattern after &"));
                         };
                         if let Some(extra) = items.get(i + 2).filter(|f| !f.is_sym("&as")) {
-                            return Err(self.error(extra.span, "expected rest argument before last parameter"));
+                            return Err(self.error(
+                                extra.span,
+                                "expected rest argument before last parameter",
+                            ));
                         }
                         let unpack = self.unpack_fn();
-                        let rest_value = Expr::new(format!("{{{unpack}({source}, {index})}}"), Kind::Constructor);
+                        let rest_value = Expr::new(
+                            format!("{{{unpack}({source}, {index})}}"),
+                            Kind::Constructor,
+                        );
                         self.bind_pattern(rest, rest_value, mode)?;
                         i += 2;
                     } else if item.is_sym("&as") {
@@ -120,7 +151,11 @@ impl Compiler<'_> {
                         self.bind_pattern(whole, Expr::name(source.clone()), mode)?;
                         i += 2;
                     } else {
-                        self.bind_pattern(item, Expr::new(format!("{source}[{index}]"), Kind::Index), mode)?;
+                        self.bind_pattern(
+                            item,
+                            Expr::new(format!("{source}[{index}]"), Kind::Index),
+                            mode,
+                        )?;
                         index += 1;
                         i += 1;
                     }
@@ -138,16 +173,17 @@ impl Compiler<'_> {
                         FormKind::Str(bytes) => emit::index_by_string(&source, bytes),
                         _ => {
                             let key = self.expr(key)?;
-                            format!("{source}[{}]", key.single())
+                            format!("{source}[{}]", key.code)
                         }
                     };
                     self.bind_pattern(target, Expr::new(index, Kind::Index), mode)?;
                 }
                 Ok(())
             }
-            FormKind::List(_) => {
-                Err(self.error(pattern.span, "multiple values can only be bound at the top of a binding"))
-            }
+            FormKind::List(_) => Err(self.error(
+                pattern.span,
+                "multiple values can only be bound at the top of a binding",
+            )),
             _ => Err(self.error(pattern.span, "expected a name or a destructuring pattern")),
         }
     }
@@ -158,15 +194,15 @@ impl Compiler<'_> {
             Binding::Local { mutable } => {
                 self.check_binding_name(name, at)?;
                 let lua = self.scope.declare(name, mutable);
-                self.emit(line, &format!("local {lua} = {}", value.single()));
+                self.emit(line, &format!("local {lua} = {}", value.code));
             }
             Binding::Set if is_plain(name) => {
                 let lua = self.settable_local(name, at)?;
-                self.emit(line, &format!("{lua} = {}", value.single()));
+                self.emit(line, &format!("{lua} = {}", value.code));
             }
             Binding::Set => {
                 let place = self.expr(at)?;
-                self.emit(line, &format!("{} = {}", place.code, value.single()));
+                self.emit(line, &format!("{} = {}", place.code, value.code));
             }
         }
         Ok(())
@@ -188,7 +224,7 @@ impl Compiler<'_> {
         if value.kind == Kind::Name && self.scope.is_temp(&value.code) {
             return value.code;
         }
-        self.to_temp(line, value, "d").code
+        self.save_in_local(line, value, "d").code
     }
 }
 

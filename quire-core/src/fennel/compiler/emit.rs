@@ -51,7 +51,7 @@ pub fn resolve_lines(marked: &str) -> String {
                 out.push('\n');
             }
             current = line;
-        } else if !out.is_empty() && !out.ends_with([' ', '\n']) {
+        } else if !out.is_empty() && !out.ends_with([' ', '\n', '(', '{', '[']) {
             out.push(' ');
         }
         rest = after.get(end + 1..).unwrap_or("");
@@ -62,14 +62,16 @@ pub fn resolve_lines(marked: &str) -> String {
 
 /// Lua's reserved words: never usable as names or as `t.key` keys.
 pub const LUA_KEYWORDS: &[&str] = &[
-    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil",
-    "not", "or", "repeat", "return", "then", "true", "until", "while",
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
+    "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
 ];
 
 /// Whether `name` can be written as a bare Lua name.
 pub fn is_lua_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
-    let Some(first) = bytes.next() else { return false };
+    let Some(first) = bytes.next() else {
+        return false;
+    };
     (first.is_ascii_alphabetic() || first == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !LUA_KEYWORDS.contains(&name)
@@ -116,7 +118,11 @@ pub fn lua_float(x: f64) -> String {
     if x.is_nan() {
         "(0/0)".to_string()
     } else if x.is_infinite() {
-        if x > 0.0 { "(1/0)".to_string() } else { "(-1/0)".to_string() }
+        if x > 0.0 {
+            "(1/0)".to_string()
+        } else {
+            "(-1/0)".to_string()
+        }
     } else if x.fract() == 0.0 && x.abs() < 9.2e18 {
         lua_integer(x as i64)
     } else {

@@ -10,29 +10,50 @@ enum FnName<'f> {
     /// `(fn name …)`: a new local, visible in its own body for recursion.
     Local(&'f str),
     /// `(fn t.a.b …)` / `(fn t.a:b …)`: stored in a table (`:` adds `self`).
-    Field { place: &'f str, method: bool },
+    Field {
+        place: &'f str,
+        method: bool,
+    },
 }
 
 impl Compiler<'_> {
-    pub(super) fn function(&mut self, form: &Form, args: &[Form], dest: &Dest, lambda: bool) -> Result<Vec<Expr>> {
+    pub(super) fn function(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+        lambda: bool,
+    ) -> Result<Vec<Expr>> {
         let line = self.line(form.span);
         let (name, params, body) = match args {
-            [first, params, body @ ..] if first.as_sym().is_some() && matches!(params.kind, FormKind::Seq(_)) => {
+            [first, params, body @ ..]
+                if first.as_sym().is_some() && matches!(params.kind, FormKind::Seq(_)) =>
+            {
                 let name = first.as_sym().unwrap_or_default();
                 let name = if split_multisym(name).is_some() {
-                    FnName::Field { place: name, method: false }
+                    FnName::Field {
+                        place: name,
+                        method: false,
+                    }
                 } else if split_method(name).is_some() {
-                    FnName::Field { place: name, method: true }
+                    FnName::Field {
+                        place: name,
+                        method: true,
+                    }
                 } else {
                     self.check_binding_name(name, first)?;
                     FnName::Local(name)
                 };
                 (name, params, body)
             }
-            [params, body @ ..] if matches!(params.kind, FormKind::Seq(_)) => (FnName::Anonymous, params, body),
+            [params, body @ ..] if matches!(params.kind, FormKind::Seq(_)) => {
+                (FnName::Anonymous, params, body)
+            }
             _ => return Err(self.error(form.span, "expected parameters table")),
         };
-        let FormKind::Seq(params) = &params.kind else { unreachable!("matched above") };
+        let FormKind::Seq(params) = &params.kind else {
+            unreachable!("matched above")
+        };
         // A leading string in a longer body is a docstring, not a statement.
         let body = match body {
             [doc, rest @ ..] if !rest.is_empty() && matches!(doc.kind, FormKind::Str(_)) => rest,
@@ -40,13 +61,15 @@ impl Compiler<'_> {
         };
         match name {
             FnName::Anonymous => {
-                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, false))?;
+                let (header, code) =
+                    self.capture(|c| c.function_body(form, params, body, lambda, false))?;
                 let code = format!("function({header}){code} end");
                 Ok(self.deliver(vec![Expr::new(code, Kind::Constructor)], dest, Some(line)))
             }
             FnName::Local(name) => {
                 let lua = self.scope.declare(name, false);
-                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, false))?;
+                let (header, code) =
+                    self.capture(|c| c.function_body(form, params, body, lambda, false))?;
                 self.emit(line, &format!("local function {lua}({header}){code} end"));
                 Ok(self.deliver_defined(Expr::name(lua), dest, line))
             }
@@ -59,7 +82,8 @@ impl Compiler<'_> {
                 let object_form = Form::new(FormKind::Sym(object.to_string()), args[0].span);
                 let object = self.expr(&object_form)?;
                 let target = emit::index_by_string(&object.prefix(), key.as_bytes());
-                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, method))?;
+                let (header, code) =
+                    self.capture(|c| c.function_body(form, params, body, lambda, method))?;
                 self.emit(line, &format!("{target} = function({header}){code} end"));
                 Ok(self.deliver_defined(Expr::new(target, Kind::Index), dest, line))
             }
@@ -76,7 +100,14 @@ impl Compiler<'_> {
 
     /// Compile parameters and body in a new function scope. Writes the body
     /// statements and returns the Lua parameter list.
-    fn function_body(&mut self, form: &Form, params: &[Form], body: &[Form], lambda: bool, method: bool) -> Result<String> {
+    fn function_body(
+        &mut self,
+        form: &Form,
+        params: &[Form],
+        body: &[Form],
+        lambda: bool,
+        method: bool,
+    ) -> Result<String> {
         let vararg = params.iter().any(|p| p.is_sym("&") || p.is_sym("..."));
         self.in_function(vararg, |c| {
             let mut lua_params = Vec::new();
@@ -93,7 +124,9 @@ impl Compiler<'_> {
                     FormKind::Sym(name) if name == "&" => {
                         let (Some(rest), None) = (params.get(i + 1), params.get(i + 2)) else {
                             let at = params.get(i + 2).unwrap_or(param);
-                            return Err(c.error(at.span, "expected rest argument before last parameter"));
+                            return Err(
+                                c.error(at.span, "expected rest argument before last parameter")
+                            );
                         };
                         lua_params.push("...".to_string());
                         patterns.push((rest, Expr::new("{...}", Kind::Constructor)));
@@ -102,7 +135,10 @@ impl Compiler<'_> {
                     }
                     FormKind::Sym(name) if name == "..." => {
                         if i + 1 != params.len() {
-                            return Err(c.error(param.span, "expected rest argument before last parameter"));
+                            return Err(c.error(
+                                param.span,
+                                "expected rest argument before last parameter",
+                            ));
                         }
                         lua_params.push("...".to_string());
                     }
@@ -119,14 +155,23 @@ impl Compiler<'_> {
                         patterns.push((param, Expr::name(temp.clone())));
                         lua_params.push(temp);
                     }
-                    _ => return Err(c.error(param.span, "expected a symbol or a pattern as parameter")),
+                    _ => {
+                        return Err(
+                            c.error(param.span, "expected a symbol or a pattern as parameter")
+                        );
+                    }
                 }
                 i += 1;
             }
             let line = c.line(form.span);
             for (name, lua, _) in checks {
-                let message = emit::lua_string(format!("Missing argument {name} on {}:{line}", c.file).as_bytes());
-                c.emit(line, &format!("if (nil == {lua}) then error({message}) end"));
+                let message = emit::lua_string(
+                    format!("Missing argument {name} on {}:{line}", c.file).as_bytes(),
+                );
+                c.emit(
+                    line,
+                    &format!("if (nil == {lua}) then error({message}, 0) end"),
+                );
             }
             for (pattern, value) in patterns {
                 c.bind_pattern(pattern, value, Binding::Local { mutable: false })?;
@@ -182,12 +227,18 @@ impl HashfnArgs {
             FormKind::Sym(name) => {
                 // `$1.field` and `$:method` count as `$1` / `$`.
                 let root = name.split(['.', ':']).next().unwrap_or(name);
-                let root = if name.starts_with("$...") { "$..." } else { root };
+                let root = if name.starts_with("$...") {
+                    "$..."
+                } else {
+                    root
+                };
                 match root {
                     "$" => self.bare_dollar = true,
                     "$..." => self.varargs = true,
                     _ => {
-                        if let Some(n) = root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok()) {
+                        if let Some(n) =
+                            root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok())
+                        {
                             if (1..=9).contains(&n) {
                                 self.max_index = self.max_index.max(n);
                             }

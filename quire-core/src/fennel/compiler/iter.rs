@@ -17,12 +17,24 @@ struct LoopHead<'f> {
 impl Compiler<'_> {
     /// Split `[pat… iterator &until cond &into tbl]`. `counted`: numeric
     /// loops have one name and two or three range forms.
-    fn loop_head<'f>(&self, form: &Form, bindings: Option<&'f Form>, what: &str, counted: bool) -> Result<LoopHead<'f>> {
+    fn loop_head<'f>(
+        &self,
+        form: &Form,
+        bindings: Option<&'f Form>,
+        what: &str,
+        counted: bool,
+    ) -> Result<LoopHead<'f>> {
         let Some(bindings) = bindings else {
-            return Err(self.error(form.span, format!("expected a binding sequence: ({what} [...] ...)")));
+            return Err(self.error(
+                form.span,
+                format!("expected a binding sequence: ({what} [...] ...)"),
+            ));
         };
         let FormKind::Seq(items) = &bindings.kind else {
-            return Err(self.error(bindings.span, format!("expected a binding sequence: ({what} [...] ...)")));
+            return Err(self.error(
+                bindings.span,
+                format!("expected a binding sequence: ({what} [...] ...)"),
+            ));
         };
         let mut until = None;
         let mut into = None;
@@ -39,20 +51,39 @@ impl Compiler<'_> {
         let items = &items[..end];
         let (patterns, source) = if counted {
             if !(3..=4).contains(&items.len()) {
-                return Err(self.error(bindings.span, format!("expected a name, a start, a stop and maybe a step: ({what} [i 1 10] ...)")));
+                return Err(self.error(
+                    bindings.span,
+                    format!(
+                        "expected a name, a start, a stop and maybe a step: ({what} [i 1 10] ...)"
+                    ),
+                ));
             }
             items.split_at(1)
         } else {
             if items.len() < 2 {
-                return Err(self.error(bindings.span, format!("expected names and an iterator: ({what} [k v (pairs t)] ...)")));
+                return Err(self.error(
+                    bindings.span,
+                    format!("expected names and an iterator: ({what} [k v (pairs t)] ...)"),
+                ));
             }
             items.split_at(items.len() - 1)
         };
-        Ok(LoopHead { patterns, source, until, into })
+        Ok(LoopHead {
+            patterns,
+            source,
+            until,
+            into,
+        })
     }
 
     /// Write `for … do` with the loop variables in a new scope, then `body`, then `end`.
-    fn write_loop(&mut self, form: &Form, head: &LoopHead, counted: bool, body: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+    fn write_loop(
+        &mut self,
+        form: &Form,
+        head: &LoopHead,
+        counted: bool,
+        body: impl FnOnce(&mut Self) -> Result<()>,
+    ) -> Result<()> {
         let line = self.line(form.span);
         let sources = self.exprs_in_order(head.source, !counted)?;
         let sources = join_exprs(&sources);
@@ -70,7 +101,11 @@ impl Compiler<'_> {
                         names.push(temp.clone());
                         patterns.push((pattern, temp));
                     }
-                    _ => return Err(c.error(pattern.span, "expected a name or a destructuring pattern")),
+                    _ => {
+                        return Err(
+                            c.error(pattern.span, "expected a name or a destructuring pattern")
+                        );
+                    }
                 }
             }
             if counted {
@@ -83,7 +118,10 @@ impl Compiler<'_> {
             }
             if let Some(until) = head.until {
                 let test = c.expr(until)?;
-                c.emit(c.line(until.span), &format!("if {} then break end", test.single()));
+                c.emit(
+                    c.line(until.span),
+                    &format!("if {} then break end", test.code),
+                );
             }
             body(c)?;
             c.emit_word("end");
@@ -97,25 +135,38 @@ impl Compiler<'_> {
         Ok(self.deliver_nil_after_statement(dest, self.line(form.span)))
     }
 
-    pub(super) fn numeric_for(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+    pub(super) fn numeric_for(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Vec<Expr>> {
         let head = self.loop_head(form, args.first(), "for", true)?;
         self.write_loop(form, &head, true, |c| c.body_for_effect(&args[1..]))?;
         Ok(self.deliver_nil_after_statement(dest, self.line(form.span)))
     }
 
-    pub(super) fn while_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+    pub(super) fn while_form(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Vec<Expr>> {
         let Some((condition, body)) = args.split_first() else {
-            return Err(self.error(form.span, "expected a condition and a body: (while cond ...)"));
+            return Err(self.error(
+                form.span,
+                "expected a condition and a body: (while cond ...)",
+            ));
         };
         let line = self.line(form.span);
         let (test, pre) = self.capture(|c| c.in_block(|c| c.expr(condition)))?;
         if pre.is_empty() {
-            self.emit(line, &format!("while {} do", test.single()));
+            self.emit(line, &format!("while {} do", test.code));
         } else {
             // The condition needs statements: evaluate it inside the loop.
             self.emit(line, "while true do");
             self.out.push_str(&pre);
-            self.emit(line, &format!("if not {} then break end", test.single()));
+            self.emit(line, &format!("if not {} then break end", test.code));
         }
         self.in_block(|c| c.body_for_effect(body))?;
         self.emit_word("end");
@@ -131,7 +182,13 @@ impl Compiler<'_> {
 
     /// `(icollect [_ x (ipairs xs)] (f x))` -> a sequence of the non-nil values;
     /// `(collect [k v (pairs t)] k2 v2)` -> a table of the non-nil pairs.
-    pub(super) fn collect(&mut self, form: &Form, args: &[Form], dest: &Dest, sequence: bool) -> Result<Vec<Expr>> {
+    pub(super) fn collect(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+        sequence: bool,
+    ) -> Result<Vec<Expr>> {
         let what = if sequence { "icollect" } else { "collect" };
         let head = self.loop_head(form, args.first(), what, false)?;
         let body = &args[1..];
@@ -139,7 +196,12 @@ impl Compiler<'_> {
     }
 
     /// `(fcollect [i 1 10] (* i i))`.
-    pub(super) fn fcollect(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+    pub(super) fn fcollect(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Vec<Expr>> {
         let head = self.loop_head(form, args.first(), "fcollect", true)?;
         self.collect_into(form, &head, &args[1..], true, true, dest)
     }
@@ -159,7 +221,7 @@ impl Compiler<'_> {
             None => Expr::new("{}", super::Kind::Constructor),
         };
         let table = self.scope.temp("tbl");
-        self.emit(line, &format!("local {table} = {}", initial.single()));
+        self.emit(line, &format!("local {table} = {}", initial.code));
         let count = sequence.then(|| self.scope.temp("n"));
         if let Some(count) = &count {
             self.emit(line, &format!("local {count} = #{table}"));
@@ -191,18 +253,38 @@ impl Compiler<'_> {
     }
 
     /// `(accumulate [acc init k v (pairs t)] body)`: acc takes the body's value each time.
-    pub(super) fn accumulate(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+    pub(super) fn accumulate(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Vec<Expr>> {
         self.accumulate_loop(form, args, dest, false)
     }
 
     /// `(faccumulate [acc init i 1 10] body)`.
-    pub(super) fn faccumulate(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+    pub(super) fn faccumulate(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Vec<Expr>> {
         self.accumulate_loop(form, args, dest, true)
     }
 
-    fn accumulate_loop(&mut self, form: &Form, args: &[Form], dest: &Dest, counted: bool) -> Result<Vec<Expr>> {
+    fn accumulate_loop(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+        counted: bool,
+    ) -> Result<Vec<Expr>> {
         let what = if counted { "faccumulate" } else { "accumulate" };
-        let usage = || format!("expected an accumulator, its initial value and a loop: ({what} [acc init ...] ...)");
+        let usage = || {
+            format!(
+                "expected an accumulator, its initial value and a loop: ({what} [acc init ...] ...)"
+            )
+        };
         let Some(bindings) = args.first() else {
             return Err(self.error(form.span, usage()));
         };
@@ -221,13 +303,16 @@ impl Compiler<'_> {
         // The result lives in a temporary; the accumulator's name is visible
         // only inside the loop.
         let result = self.scope.temp("acc");
-        self.emit(line, &format!("local {result} = {}", initial.single()));
+        self.emit(line, &format!("local {result} = {}", initial.code));
         let loop_bindings = Form::new(FormKind::Seq(rest.to_vec()), bindings.span);
         let head = self.loop_head(form, Some(&loop_bindings), what, counted)?;
         let body = &args[1..];
         self.in_block(|c| {
             c.scope.alias(acc_name, &result);
-            c.write_loop(form, &head, counted, |c| c.in_block(|c| c.body(body, &Dest::Assign(vec![result.clone()]))).map(|_| ()))
+            c.write_loop(form, &head, counted, |c| {
+                c.in_block(|c| c.body(body, &Dest::Assign(vec![result.clone()])))
+                    .map(|_| ())
+            })
         })?;
         Ok(self.deliver(vec![Expr::name(result)], dest, Some(line)))
     }

@@ -16,7 +16,10 @@ impl Compiler<'_> {
     /// stop at the first nil.
     pub(super) fn thread(&mut self, form: &Form, args: &[Form], name: &str) -> Result<Form> {
         let Some((first, steps)) = args.split_first() else {
-            return Err(self.error(form.span, format!("expected a value to thread: ({name} x ...)")));
+            return Err(self.error(
+                form.span,
+                format!("expected a value to thread: ({name} x ...)"),
+            ));
         };
         let last = name.ends_with(">>");
         if name.starts_with("-?") {
@@ -31,12 +34,21 @@ impl Compiler<'_> {
 
     /// `(-?> x f g)` -> `(let [t x] (if (not= t nil) (-?> (f t) g)))`.
     fn thread_nil_safe(&mut self, value: &Form, steps: &[Form], last: bool) -> Form {
-        let Some((step, rest)) = steps.split_first() else { return value.clone() };
+        let Some((step, rest)) = steps.split_first() else {
+            return value.clone();
+        };
         let span = value.span;
         let temp = self.gensym("thread", span);
         let next = insert_arg(step, temp.clone(), last);
         let inner = self.thread_nil_safe(&next, rest, last);
-        let test = list(vec![sym("not=", span), temp.clone(), Form::new(FormKind::Nil, span)], span);
+        let test = list(
+            vec![
+                sym("not=", span),
+                temp.clone(),
+                Form::new(FormKind::Nil, span),
+            ],
+            span,
+        );
         let body = list(vec![sym("if", span), test, inner], span);
         let bindings = Form::new(FormKind::Seq(vec![temp, value.clone()]), span);
         list(vec![sym("let", span), bindings, body], span)
@@ -48,8 +60,15 @@ impl Compiler<'_> {
             return Err(self.error(form.span, "expected a value: (doto x ...)"));
         };
         let temp = self.gensym("doto", value.span);
-        let mut items = vec![sym("let", form.span), Form::new(FormKind::Seq(vec![temp.clone(), value.clone()]), value.span)];
-        items.extend(calls.iter().map(|call| insert_arg(call, temp.clone(), false)));
+        let mut items = vec![
+            sym("let", form.span),
+            Form::new(FormKind::Seq(vec![temp.clone(), value.clone()]), value.span),
+        ];
+        items.extend(
+            calls
+                .iter()
+                .map(|call| insert_arg(call, temp.clone(), false)),
+        );
         items.push(temp);
         Ok(list(items, form.span))
     }
@@ -67,7 +86,12 @@ impl Compiler<'_> {
             // Symbols (including operators like `+`) and literals are used as they are.
             let stable = matches!(
                 arg.kind,
-                FormKind::Sym(_) | FormKind::Nil | FormKind::Bool(_) | FormKind::Int(_) | FormKind::Float(_) | FormKind::Str(_)
+                FormKind::Sym(_)
+                    | FormKind::Nil
+                    | FormKind::Bool(_)
+                    | FormKind::Int(_)
+                    | FormKind::Float(_)
+                    | FormKind::Str(_)
             );
             if stable || (i == 0 && arg.as_sym().is_some()) {
                 call.push(arg.clone());
@@ -79,8 +103,25 @@ impl Compiler<'_> {
             }
         }
         call.push(sym("...", span));
-        let function = list(vec![sym("fn", span), Form::new(FormKind::Seq(vec![sym("...", span)]), span), list(call, span)], span);
-        Ok(list(vec![sym("let", span), Form::new(FormKind::Seq(bindings), span), function], span))
+        let function = list(
+            vec![
+                sym("fn", span),
+                Form::new(FormKind::Seq(vec![sym("...", span)]), span),
+                list(call, span),
+            ],
+            span,
+        );
+        if bindings.is_empty() {
+            return Ok(function);
+        }
+        Ok(list(
+            vec![
+                sym("let", span),
+                Form::new(FormKind::Seq(bindings), span),
+                function,
+            ],
+            span,
+        ))
     }
 }
 
@@ -106,25 +147,37 @@ pub(super) fn may_yield_many(form: &Form) -> bool {
     let FormKind::List(items) = &form.kind else {
         return form.is_sym("...");
     };
-    let Some(head) = items.first() else { return false };
+    let Some(head) = items.first() else {
+        return false;
+    };
     let tails: &[Form] = match head.as_sym() {
         Some("values") => return items.len() != 2 || may_yield_many(&items[1]),
         Some("do" | "let" | "when") => items.last().map(std::slice::from_ref).unwrap_or_default(),
         Some("if") => &items[2..],
         Some("match" | "case") => {
-            return items.get(2..).unwrap_or_default().iter().skip(1).step_by(2).any(may_yield_many);
+            return items
+                .get(2..)
+                .unwrap_or_default()
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .any(may_yield_many);
         }
         Some(
-            "fn" | "lambda" | "λ" | "hashfn" | "local" | "var" | "set" | "tset" | "each" | "for" | "while" | "collect"
-            | "icollect" | "fcollect" | "accumulate" | "faccumulate" | "." | "?." | ".." | "and" | "or" | "not" | "="
-            | "not=" | "~=" | "<" | ">" | "<=" | ">=" | "+" | "-" | "*" | "/" | "//" | "%" | "^" | "length" | "#"
-            | "band" | "bor" | "bxor" | "bnot" | "lshift" | "rshift" | "comment" | "quote",
+            "fn" | "lambda" | "λ" | "hashfn" | "local" | "var" | "set" | "tset" | "each" | "for"
+            | "while" | "collect" | "icollect" | "fcollect" | "accumulate" | "faccumulate" | "."
+            | "?." | ".." | "and" | "or" | "not" | "=" | "not=" | "~=" | "<" | ">" | "<=" | ">="
+            | "+" | "-" | "*" | "/" | "//" | "%" | "^" | "length" | "#" | "band" | "bor" | "bxor"
+            | "bnot" | "lshift" | "rshift" | "comment" | "quote",
         ) => return false,
         _ => return true,
     };
     // `if`: every other item from the first branch on, plus the else.
     if head.is_sym("if") {
-        return tails.iter().enumerate().any(|(i, f)| (i % 2 == 0 || i + 1 == tails.len()) && may_yield_many(f));
+        return tails
+            .iter()
+            .enumerate()
+            .any(|(i, f)| (i % 2 == 0 || i + 1 == tails.len()) && may_yield_many(f));
     }
     tails.iter().any(may_yield_many)
 }

@@ -37,7 +37,12 @@ pub struct CompileOptions {
 }
 
 /// Compile the top-level forms of one file. The chunk returns the value of the last form.
-pub fn compile(forms: &[Form], source: &Arc<str>, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
+pub fn compile(
+    forms: &[Form],
+    source: &Arc<str>,
+    file: &str,
+    options: &CompileOptions,
+) -> Result<String, FennelError> {
     let mut compiler = Compiler::new(source, file, options);
     compiler.chunk(forms)?;
     Ok(compiler.finish())
@@ -94,7 +99,10 @@ enum Kind {
 
 impl Expr {
     fn new(code: impl Into<String>, kind: Kind) -> Self {
-        Expr { code: code.into(), kind }
+        Expr {
+            code: code.into(),
+            kind,
+        }
     }
 
     fn nil() -> Self {
@@ -124,13 +132,21 @@ impl Expr {
 
     /// The code as a single value (parentheses truncate multiple values).
     fn single(&self) -> String {
-        if self.is_multi() { format!("({})", self.code) } else { self.code.clone() }
+        if self.is_multi() {
+            format!("({})", self.code)
+        } else {
+            self.code.clone()
+        }
     }
 }
 
 /// Lua code for a list of expressions, e.g. call arguments.
 fn join_exprs(exprs: &[Expr]) -> String {
-    exprs.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", ")
+    exprs
+        .iter()
+        .map(|e| e.code.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Library functions generated code uses: (name hint, Lua value).
@@ -159,11 +175,21 @@ struct Compiler<'a> {
 
 impl<'a> Compiler<'a> {
     fn new(source: &'a Arc<str>, file: &'a str, options: &CompileOptions) -> Self {
-        let line_starts =
-            std::iter::once(0).chain(source.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1)).collect();
+        let line_starts = std::iter::once(0)
+            .chain(
+                source
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
         let mut scope = Scope::new(options.allowed_globals.clone());
         // Reserved up front so no program name can take them; emitted only if used.
-        let helpers = HELPERS.iter().map(|&(hint, value)| (scope.temp(hint), value, false)).collect();
+        let helpers = HELPERS
+            .iter()
+            .map(|&(hint, value)| (scope.temp(hint), value, false))
+            .collect();
         Compiler {
             source,
             file,
@@ -189,7 +215,10 @@ impl<'a> Compiler<'a> {
             // On line 1, before everything: a program can't shadow `table` yet.
             let names: Vec<&str> = used.iter().map(|h| h.0.as_str()).collect();
             let values: Vec<&str> = used.iter().map(|h| h.1).collect();
-            code.insert_str(0, &format!("local {} = {} ", names.join(", "), values.join(", ")));
+            code.insert_str(
+                0,
+                &format!("local {} = {} ", names.join(", "), values.join(", ")),
+            );
         }
         emit::resolve_lines(&code)
     }
@@ -255,15 +284,19 @@ impl<'a> Compiler<'a> {
     }
 
     /// Bind an expression to a fresh local, so it is evaluated exactly once.
-    fn to_temp(&mut self, line: usize, expr: Expr, hint: &str) -> Expr {
+    fn save_in_local(&mut self, line: usize, expr: Expr, hint: &str) -> Expr {
         let name = self.scope.temp(hint);
-        self.emit(line, &format!("local {name} = {}", expr.single()));
+        self.emit(line, &format!("local {name} = {}", expr.code));
         Expr::name(name)
     }
 
-    /// Like [`Self::to_temp`], but leaves pure expressions alone.
+    /// Like [`Self::save_in_local`], but leaves pure expressions alone.
     fn once(&mut self, line: usize, expr: Expr, hint: &str) -> Expr {
-        if expr.is_pure() && !expr.is_multi() { expr } else { self.to_temp(line, expr, hint) }
+        if expr.is_pure() && !expr.is_multi() {
+            expr
+        } else {
+            self.save_in_local(line, expr, hint)
+        }
     }
 
     // ---- the core ----------------------------------------------------------------
@@ -313,7 +346,10 @@ impl<'a> Compiler<'a> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
             self.nesting -= 1;
-            return Err(self.error(form.span, format!("forms nested too deeply (more than {MAX_NESTING} levels)")));
+            return Err(self.error(
+                form.span,
+                format!("forms nested too deeply (more than {MAX_NESTING} levels)"),
+            ));
         }
         let result = self.compile_inner(form, dest);
         self.nesting -= 1;
@@ -364,12 +400,18 @@ impl<'a> Compiler<'a> {
         let mut results: Vec<Expr> = Vec::with_capacity(forms.len());
         for (i, form) in forms.iter().enumerate() {
             let all = last_all && i + 1 == forms.len();
-            let (exprs, pre) = self.capture(|c| if all { c.exprs(form) } else { Ok(vec![c.expr(form)?]) })?;
+            let (exprs, pre) = self.capture(|c| {
+                if all {
+                    c.exprs(form)
+                } else {
+                    Ok(vec![c.expr(form)?])
+                }
+            })?;
             if !pre.is_empty() {
                 let line = self.line(form.span);
                 for r in results.iter_mut() {
                     if !r.is_pure() {
-                        *r = self.to_temp(line, r.clone(), "arg");
+                        *r = self.save_in_local(line, r.clone(), "arg");
                     }
                 }
                 self.out.push_str(&pre);
@@ -393,7 +435,10 @@ impl<'a> Compiler<'a> {
                 }
             }
             Dest::Return => {
-                let code = if self.function_depth == 0 && exprs.len() == 1 && exprs[0].kind == Kind::Call {
+                let code = if self.function_depth == 0
+                    && exprs.len() == 1
+                    && exprs[0].kind == Kind::Call
+                {
                     // The chunk's value: no tail call, so the chunk stays in tracebacks.
                     format!("return {}", exprs[0].single())
                 } else if exprs.is_empty() {
@@ -404,7 +449,11 @@ impl<'a> Compiler<'a> {
                 self.write_stmt(line, &code);
             }
             Dest::Assign(names) => {
-                let values = if exprs.is_empty() { "nil".to_string() } else { join_exprs(&exprs) };
+                let values = if exprs.is_empty() {
+                    "nil".to_string()
+                } else {
+                    join_exprs(&exprs)
+                };
                 self.write_stmt(line, &format!("{} = {values}", names.join(", ")));
             }
         }
@@ -458,7 +507,11 @@ impl<'a> Compiler<'a> {
     }
 
     /// Compile inside a new Lua function scope.
-    fn in_function<T>(&mut self, vararg: bool, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    fn in_function<T>(
+        &mut self,
+        vararg: bool,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
         self.scope.push_function(vararg);
         self.function_depth += 1;
         let result = f(self);
@@ -482,23 +535,36 @@ impl<'a> Compiler<'a> {
             return self.varargs(span);
         }
         if let Some(local) = self.scope.lookup(name) {
-            let kind = if local.lua == "..." { Kind::Varargs } else { Kind::Name };
+            let kind = if local.lua == "..." {
+                Kind::Varargs
+            } else {
+                Kind::Name
+            };
             return Ok(Expr::new(local.lua.clone(), kind));
         }
         if let Some((object, method)) = split_method(name) {
             let _ = (object, method);
-            return Err(self.error(span, format!("method call syntax is only allowed in call position: {name}")));
+            return Err(self.error(
+                span,
+                format!("method call syntax is only allowed in call position: {name}"),
+            ));
         }
         if let Some(parts) = split_multisym(name) {
             let mut expr = self.symbol(parts[0], span)?;
             for key in &parts[1..] {
-                expr = Expr::new(emit::index_by_string(&expr.prefix(), key.as_bytes()), Kind::Index);
+                expr = Expr::new(
+                    emit::index_by_string(&expr.prefix(), key.as_bytes()),
+                    Kind::Index,
+                );
             }
             return Ok(expr);
         }
         if self.scope.is_global(name) {
-            let code =
-                if emit::is_lua_identifier(name) { name.to_string() } else { emit::index_by_string("_ENV", name.as_bytes()) };
+            let code = if emit::is_lua_identifier(name) {
+                name.to_string()
+            } else {
+                emit::index_by_string("_ENV", name.as_bytes())
+            };
             return Ok(Expr::name(code));
         }
         if specials::is_special(name) {
@@ -517,30 +583,49 @@ impl<'a> Compiler<'a> {
 
     fn sequence(&mut self, items: &[Form]) -> Result<Expr> {
         let exprs = self.exprs_in_order(items, true)?;
-        let marked: Vec<String> =
-            items.iter().zip(&exprs).map(|(f, e)| format!("{}{}", line_mark(self.line(f.span)), e.code)).collect();
+        let marked: Vec<String> = items
+            .iter()
+            .zip(&exprs)
+            .map(|(f, e)| format!("{}{}", line_mark(self.line(f.span)), e.code))
+            .collect();
         // `values` may add expressions beyond the items; keep them.
         let extra = exprs.iter().skip(items.len()).map(|e| e.code.clone());
         let all: Vec<String> = marked.into_iter().chain(extra).collect();
-        Ok(Expr::new(format!("{{{}}}", all.join(", ")), Kind::Constructor))
+        Ok(Expr::new(
+            format!("{{{}}}", all.join(", ")),
+            Kind::Constructor,
+        ))
     }
 
     fn table(&mut self, pairs: &[(Form, Form)]) -> Result<Expr> {
-        let flat: Vec<Form> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+        let flat: Vec<Form> = pairs
+            .iter()
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect();
         let exprs = self.exprs_in_order(&flat, false)?;
         let mut fields = Vec::with_capacity(pairs.len());
         for ((key_form, value_form), kv) in pairs.iter().zip(exprs.chunks(2)) {
             let value = &kv[1];
             let mark = line_mark(self.line(value_form.span));
             let field = match &key_form.kind {
-                FormKind::Str(bytes) if std::str::from_utf8(bytes).is_ok_and(emit::is_lua_identifier) => {
-                    format!("{}{} = {}", mark, String::from_utf8_lossy(bytes), value.single())
+                FormKind::Str(bytes)
+                    if std::str::from_utf8(bytes).is_ok_and(emit::is_lua_identifier) =>
+                {
+                    format!(
+                        "{}{} = {}",
+                        mark,
+                        String::from_utf8_lossy(bytes),
+                        value.code
+                    )
                 }
-                _ => format!("{}[{}] = {}", mark, kv[0].single(), value.single()),
+                _ => format!("{}[{}] = {}", mark, kv[0].code, value.code),
             };
             fields.push(field);
         }
-        Ok(Expr::new(format!("{{{}}}", fields.join(", ")), Kind::Constructor))
+        Ok(Expr::new(
+            format!("{{{}}}", fields.join(", ")),
+            Kind::Constructor,
+        ))
     }
 
     fn list(&mut self, form: &Form, items: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
@@ -565,12 +650,23 @@ impl<'a> Compiler<'a> {
         let mut exprs = self.exprs_in_order(&forms, true)?;
         let callee = exprs.remove(0);
         let line = self.line(form.span);
-        let code = format!("{}{}({})", line_mark(line), callee.prefix(), join_exprs(&exprs));
+        let code = format!(
+            "{}{}({})",
+            line_mark(line),
+            callee.prefix(),
+            join_exprs(&exprs)
+        );
         Ok(self.deliver(vec![Expr::new(code, Kind::Call)], dest, Some(line)))
     }
 
     /// `(: object method args…)` and `(object:method args…)`.
-    fn method_call(&mut self, form: &Form, object: &Form, method: &Form, args: &[Form]) -> Result<Expr> {
+    fn method_call(
+        &mut self,
+        form: &Form,
+        object: &Form,
+        method: &Form,
+        args: &[Form],
+    ) -> Result<Expr> {
         let line = self.line(form.span);
         let mut forms = vec![object.clone(), method.clone()];
         forms.extend_from_slice(args);
@@ -582,7 +678,10 @@ impl<'a> Compiler<'a> {
         if let FormKind::Str(bytes) = &method.kind {
             if let Ok(name) = std::str::from_utf8(bytes) {
                 if emit::is_lua_identifier(name) {
-                    return Ok(Expr::new(format!("{}{}:{name}({args})", line_mark(line), object.prefix()), Kind::Call));
+                    return Ok(Expr::new(
+                        format!("{}{}:{name}({args})", line_mark(line), object.prefix()),
+                        Kind::Call,
+                    ));
                 }
             }
         }
@@ -590,7 +689,13 @@ impl<'a> Compiler<'a> {
         let object = self.once(line, object, "self");
         let sep = if rest.is_empty() { "" } else { ", " };
         Ok(Expr::new(
-            format!("{}{}[{}]({}{sep}{args})", line_mark(line), object.prefix(), method_expr.single(), object.code),
+            format!(
+                "{}{}[{}]({}{sep}{args})",
+                line_mark(line),
+                object.prefix(),
+                method_expr.code,
+                object.code
+            ),
             Kind::Call,
         ))
     }
@@ -602,7 +707,11 @@ fn split_multisym(name: &str) -> Option<Vec<&str>> {
         return None;
     }
     let parts: Vec<&str> = name.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) { None } else { Some(parts) }
+    if parts.iter().any(|p| p.is_empty()) {
+        None
+    } else {
+        Some(parts)
+    }
 }
 
 /// `a.b:c` -> `("a.b", "c")`.

@@ -25,14 +25,26 @@ struct Clause {
 }
 
 impl Compiler<'_> {
-    pub(super) fn match_form(&mut self, form: &Form, args: &[Form], dest: &Dest, pins: bool) -> Result<Vec<Expr>> {
+    pub(super) fn match_form(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+        pins: bool,
+    ) -> Result<Vec<Expr>> {
         let what = if pins { "match" } else { "case" };
         let Some((value, clauses)) = args.split_first() else {
-            return Err(self.error(form.span, format!("expected a value and pattern/body pairs: ({what} x pattern body ...)")));
+            return Err(self.error(
+                form.span,
+                format!("expected a value and pattern/body pairs: ({what} x pattern body ...)"),
+            ));
         };
         if clauses.len() % 2 != 0 {
             let last = clauses.last().unwrap_or(form);
-            return Err(self.error(last.span, format!("expected a body for this {what} pattern")));
+            return Err(self.error(
+                last.span,
+                format!("expected a body for this {what} pattern"),
+            ));
         }
         let clauses: Vec<(&Form, &Form)> = clauses.chunks(2).map(|c| (&c[0], &c[1])).collect();
         let mut expanded = Vec::new();
@@ -42,14 +54,23 @@ impl Compiler<'_> {
                 expanded.push((alternative, guards, *body));
             }
         }
-        let count = expanded.iter().map(|(p, _, _)| value_count(p)).max().unwrap_or(1).max(1);
+        let count = expanded
+            .iter()
+            .map(|(p, _, _)| value_count(p))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let line = self.line(form.span);
         self.statement_value(form, dest, |c, dest| {
             let values = c.exprs(value)?;
             c.emit(line, "do");
             c.in_block(|c| {
                 let temps: Vec<String> = (0..count).map(|_| c.scope.temp("m")).collect();
-                let init = if values.is_empty() { "nil".to_string() } else { super::join_exprs(&values) };
+                let init = if values.is_empty() {
+                    "nil".to_string()
+                } else {
+                    super::join_exprs(&values)
+                };
                 c.emit(line, &format!("local {} = {init}", temps.join(", ")));
                 let label = c.scope.temp("done");
                 for (pattern, guards, body) in &expanded {
@@ -70,7 +91,9 @@ impl Compiler<'_> {
 
     /// `(where (or a b) g…)` -> ([a, b], [g…]); `(where a)` -> ([a], []); `a` -> ([a], []).
     fn alternatives<'f>(&self, pattern: &'f Form) -> Result<(Vec<&'f Form>, &'f [Form])> {
-        let Some(items) = pattern.as_list() else { return Ok((vec![pattern], &[])) };
+        let Some(items) = pattern.as_list() else {
+            return Ok((vec![pattern], &[]));
+        };
         let (inner, guards) = match items.first().and_then(Form::as_sym) {
             Some("where") => match &items[1..] {
                 [inner, guards @ ..] => (inner, guards),
@@ -103,7 +126,11 @@ impl Compiler<'_> {
         let line = self.line(pattern.span);
         self.emit(line, "do");
         self.in_block(|c| {
-            let mut clause = Clause { pins, bound: HashMap::new(), depth: 0 };
+            let mut clause = Clause {
+                pins,
+                bound: HashMap::new(),
+                depth: 0,
+            };
             match pattern.as_list() {
                 Some(items) if !is_pin(pattern) => {
                     for (item, value) in items.iter().zip(values) {
@@ -114,7 +141,7 @@ impl Compiler<'_> {
             }
             for guard in guards {
                 let test = c.expr(guard)?;
-                c.emit(c.line(guard.span), &format!("if {} then", test.single()));
+                c.emit(c.line(guard.span), &format!("if {} then", test.code));
                 clause.depth += 1;
             }
             c.in_block(|c| c.body(std::slice::from_ref(body), dest))?;
@@ -194,7 +221,7 @@ impl Compiler<'_> {
             FormKind::List(items) => match items.as_slice() {
                 [head, pinned] if head.is_sym("=") => {
                     let expected = self.expr(pinned)?;
-                    self.test(line, &format!("{value} == {}", expected.single()), clause)
+                    self.test(line, &format!("{value} == {}", expected.code), clause)
                 }
                 _ => Err(self.error(
                     pattern.span,
@@ -209,14 +236,23 @@ impl Compiler<'_> {
         match &pattern.kind {
             FormKind::Seq(_) | FormKind::Table(_) => {
                 let temp = self.scope.temp("m");
-                self.emit(self.line(pattern.span), &format!("local {temp} = {element}"));
+                self.emit(
+                    self.line(pattern.span),
+                    &format!("local {temp} = {element}"),
+                );
                 self.pattern(pattern, &temp, clause)
             }
             _ => self.pattern(pattern, element, clause),
         }
     }
 
-    fn symbol_pattern(&mut self, at: &Form, name: &str, value: &str, clause: &mut Clause) -> Result<()> {
+    fn symbol_pattern(
+        &mut self,
+        at: &Form,
+        name: &str,
+        value: &str,
+        clause: &mut Clause,
+    ) -> Result<()> {
         let line = self.line(at.span);
         if let Some(lua) = clause.bound.get(name) {
             let test = format!("{value} == {lua}");
@@ -225,7 +261,7 @@ impl Compiler<'_> {
         let plain = !name.contains(['.', ':']);
         if clause.pins && (!plain || self.scope.lookup(name).is_some()) {
             let expected = self.expr(at)?;
-            return self.test(line, &format!("{value} == {}", expected.single()), clause);
+            return self.test(line, &format!("{value} == {}", expected.code), clause);
         }
         self.check_binding_name(name, at)?;
         if !name.starts_with('_') && !name.starts_with('?') {
@@ -256,4 +292,3 @@ fn value_count(pattern: &Form) -> usize {
         _ => 1,
     }
 }
-

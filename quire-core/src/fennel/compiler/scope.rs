@@ -48,12 +48,24 @@ pub struct Scope {
     /// must not hide it from code that means the global.
     globals: HashSet<String>,
     counter: usize,
+    /// Per base name, the suffix to try next when the base is taken: keeps
+    /// name picking cheap in deeply nested code.
+    next_suffix: HashMap<String, usize>,
 }
 
 impl Scope {
     pub fn new(globals: HashSet<String>) -> Self {
-        let chunk = Frame { function: true, vararg: true, ..Frame::default() };
-        Scope { frames: vec![chunk], globals, counter: 0 }
+        let chunk = Frame {
+            function: true,
+            vararg: true,
+            ..Frame::default()
+        };
+        Scope {
+            frames: vec![chunk],
+            globals,
+            counter: 0,
+            next_suffix: HashMap::new(),
+        }
     }
 
     pub fn push_block(&mut self) {
@@ -61,7 +73,11 @@ impl Scope {
     }
 
     pub fn push_function(&mut self, vararg: bool) {
-        self.frames.push(Frame { function: true, vararg, ..Frame::default() });
+        self.frames.push(Frame {
+            function: true,
+            vararg,
+            ..Frame::default()
+        });
     }
 
     pub fn pop(&mut self) {
@@ -80,24 +96,44 @@ impl Scope {
 
     /// Whether `lua` is the name of a compiler temporary in scope.
     pub fn is_temp(&self, lua: &str) -> bool {
-        self.frames.iter().rev().find_map(|f| f.lua_names.get(lua)).is_some_and(|owner| owner.starts_with('\u{0}'))
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.lua_names.get(lua))
+            .is_some_and(|owner| owner.starts_with('\u{0}'))
     }
 
     /// Whether `...` may be used here (the innermost function takes varargs).
     pub fn has_varargs(&self) -> bool {
-        self.frames.iter().rev().find(|f| f.function).is_some_and(|f| f.vararg)
+        self.frames
+            .iter()
+            .rev()
+            .find(|f| f.function)
+            .is_some_and(|f| f.vararg)
     }
 
     /// Declare a Fennel local and return its Lua name.
     pub fn declare(&mut self, name: &str, mutable: bool) -> String {
         let lua = self.pick_lua_name(name, &mangle(name));
-        self.bind(name, Local { lua: lua.clone(), mutable });
+        self.bind(
+            name,
+            Local {
+                lua: lua.clone(),
+                mutable,
+            },
+        );
         lua
     }
 
     /// Make `name` another Fennel name for an existing Lua local (`$` and `$1`).
     pub fn alias(&mut self, name: &str, lua: &str) {
-        self.bind(name, Local { lua: lua.to_string(), mutable: false });
+        self.bind(
+            name,
+            Local {
+                lua: lua.to_string(),
+                mutable: false,
+            },
+        );
     }
 
     /// A fresh compiler temporary, invisible to Fennel code. `hint` shapes its name.
@@ -105,25 +141,41 @@ impl Scope {
         self.counter += 1;
         let key = format!("\u{0}{}", self.counter);
         let lua = self.pick_lua_name(&key, &format!("_{hint}"));
-        self.bind(&key, Local { lua: lua.clone(), mutable: true });
+        self.bind(
+            &key,
+            Local {
+                lua: lua.clone(),
+                mutable: true,
+            },
+        );
         lua
     }
 
     fn bind(&mut self, name: &str, local: Local) {
-        let frame = self.frames.last_mut().expect("the chunk frame is never popped");
-        frame.order.push((name.to_string(), name.starts_with('\u{0}')));
+        let frame = self
+            .frames
+            .last_mut()
+            .expect("the chunk frame is never popped");
+        frame
+            .order
+            .push((name.to_string(), name.starts_with('\u{0}')));
         frame.lua_names.insert(local.lua.clone(), name.to_string());
         frame.locals.insert(name.to_string(), local);
     }
 
     /// A point to come back to with [`Self::only_temps_since`] / [`Self::forget_since`].
     pub fn mark(&self) -> Mark {
-        Mark { frames: self.frames.len(), bound: self.frames.last().map_or(0, |f| f.order.len()) }
+        Mark {
+            frames: self.frames.len(),
+            bound: self.frames.last().map_or(0, |f| f.order.len()),
+        }
     }
 
     /// Whether the innermost frame gained temporaries, and nothing else, since `mark`.
     pub fn only_temps_since(&self, mark: Mark) -> bool {
-        let Some(frame) = self.frames.last() else { return false };
+        let Some(frame) = self.frames.last() else {
+            return false;
+        };
         self.frames.len() == mark.frames
             && frame.order.len() > mark.bound
             && frame.order[mark.bound..].iter().all(|(_, temp)| *temp)
@@ -134,7 +186,9 @@ impl Scope {
         if self.frames.len() != mark.frames {
             return;
         }
-        let Some(frame) = self.frames.last_mut() else { return };
+        let Some(frame) = self.frames.last_mut() else {
+            return;
+        };
         if frame.order.len() < mark.bound {
             return;
         }
@@ -148,13 +202,17 @@ impl Scope {
     /// `base`, or `base_N`, whichever first is free for `name`: not a keyword,
     /// not a global that some other name means, and not visible as the Lua
     /// name of a different Fennel name.
-    fn pick_lua_name(&self, name: &str, base: &str) -> String {
-        let mut candidate = base.to_string();
-        let mut n = 1;
+    fn pick_lua_name(&mut self, name: &str, base: &str) -> String {
+        if self.is_free(name, base) {
+            return base.to_string();
+        }
+        let mut n = self.next_suffix.get(base).copied().unwrap_or(2);
+        let mut candidate = format!("{base}_{n}");
         while !self.is_free(name, &candidate) {
             n += 1;
             candidate = format!("{base}_{n}");
         }
+        self.next_suffix.insert(base.to_string(), n + 1);
         candidate
     }
 

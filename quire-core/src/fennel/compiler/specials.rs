@@ -4,15 +4,80 @@
 
 use super::destructure::Binding;
 use super::emit;
-use super::{Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
+use super::{
+    Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym,
+};
 
 /// Every name the compiler handles itself (a local of the same name wins).
 const SPECIALS: &[&str] = &[
-    "fn", "lambda", "λ", "hashfn", "let", "local", "var", "set", "tset", "if", "when", "do", "each", "for", "while",
-    "collect", "icollect", "accumulate", "fcollect", "faccumulate", "values", "pick-values", ".", "?.", ":", "..",
-    "and", "or", "not", "=", "not=", "~=", "<", ">", "<=", ">=", "+", "-", "*", "/", "//", "%", "^", "length", "#",
-    "band", "bor", "bxor", "bnot", "lshift", "rshift", "match", "case", "->", "->>", "-?>", "-?>>", "doto", "partial",
-    "comment", "quote", "macro", "macros", "import-macros", "require-macros", "eval-compiler", "macrodebug", "unquote",
+    "fn",
+    "lambda",
+    "λ",
+    "hashfn",
+    "let",
+    "local",
+    "var",
+    "set",
+    "tset",
+    "if",
+    "when",
+    "do",
+    "each",
+    "for",
+    "while",
+    "collect",
+    "icollect",
+    "accumulate",
+    "fcollect",
+    "faccumulate",
+    "values",
+    "pick-values",
+    ".",
+    "?.",
+    ":",
+    "..",
+    "and",
+    "or",
+    "not",
+    "=",
+    "not=",
+    "~=",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "^",
+    "length",
+    "#",
+    "band",
+    "bor",
+    "bxor",
+    "bnot",
+    "lshift",
+    "rshift",
+    "match",
+    "case",
+    "->",
+    "->>",
+    "-?>",
+    "-?>>",
+    "doto",
+    "partial",
+    "comment",
+    "quote",
+    "macro",
+    "macros",
+    "import-macros",
+    "require-macros",
+    "eval-compiler",
+    "macrodebug",
+    "unquote",
 ];
 
 pub(super) fn is_special(name: &str) -> bool {
@@ -44,12 +109,22 @@ fn arith(name: &str) -> Option<Arith> {
         "rshift" => (">>", None, None),
         _ => return None,
     };
-    Some(Arith { op, empty, unary_left })
+    Some(Arith {
+        op,
+        empty,
+        unary_left,
+    })
 }
 
 impl Compiler<'_> {
     /// Compile `form` if its head names a special form; `None` if it doesn't.
-    pub(super) fn special(&mut self, name: &str, form: &Form, args: &[Form], dest: &Dest) -> Result<Option<Vec<Expr>>> {
+    pub(super) fn special(
+        &mut self,
+        name: &str,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+    ) -> Result<Option<Vec<Expr>>> {
         let line = self.line(form.span);
         let result = match name {
             "fn" => self.function(form, args, dest, false)?,
@@ -61,6 +136,7 @@ impl Compiler<'_> {
             "tset" => self.tset(form, args, dest)?,
             "if" => self.if_form(form, args, dest)?,
             "when" => self.when_form(form, args, dest)?,
+            "do" if args.len() == 1 && !declares_local(&args[0]) => self.compile(&args[0], dest)?,
             "do" => self.statement_value(form, dest, |c, dest| {
                 c.emit(line, "do");
                 c.in_block(|c| c.body(args, dest))?;
@@ -86,7 +162,10 @@ impl Compiler<'_> {
             "?." => self.safe_dot(form, args, dest)?,
             ":" => {
                 let [object, method, rest @ ..] = args else {
-                    return Err(self.error(form.span, "expected an object and a method name: (: obj :method args...)"));
+                    return Err(self.error(
+                        form.span,
+                        "expected an object and a method name: (: obj :method args...)",
+                    ));
                 };
                 let call = self.method_call(form, object, method, rest)?;
                 self.deliver(vec![call], dest, Some(line))
@@ -104,7 +183,11 @@ impl Compiler<'_> {
                     return Err(self.error(form.span, "expected one argument: (not x)"));
                 };
                 let e = self.expr(operand)?;
-                self.deliver(vec![Expr::new(format!("(not {})", e.single()), Kind::Paren)], dest, Some(line))
+                self.deliver(
+                    vec![Expr::new(format!("(not {})", e.code), Kind::Paren)],
+                    dest,
+                    Some(line),
+                )
             }
             "=" | "not=" | "~=" | "<" | ">" | "<=" | ">=" => {
                 let expr = self.comparison(form, args, name)?;
@@ -115,14 +198,22 @@ impl Compiler<'_> {
                     return Err(self.error(form.span, format!("expected one argument: ({name} x)")));
                 };
                 let e = self.expr(operand)?;
-                self.deliver(vec![Expr::new(format!("(#{})", e.prefix()), Kind::Paren)], dest, Some(line))
+                self.deliver(
+                    vec![Expr::new(format!("(#{})", e.prefix()), Kind::Paren)],
+                    dest,
+                    Some(line),
+                )
             }
             "bnot" => {
                 let [operand] = args else {
                     return Err(self.error(form.span, "expected one argument: (bnot x)"));
                 };
                 let e = self.expr(operand)?;
-                self.deliver(vec![Expr::new(format!("(~ {})", e.single()), Kind::Paren)], dest, Some(line))
+                self.deliver(
+                    vec![Expr::new(format!("(~ {})", e.code), Kind::Paren)],
+                    dest,
+                    Some(line),
+                )
             }
             "match" | "case" => self.match_form(form, args, dest, name == "match")?,
             "->" | "->>" | "-?>" | "-?>>" => {
@@ -145,12 +236,22 @@ impl Compiler<'_> {
                 let expr = self.quoted(quoted)?;
                 self.deliver(vec![expr], dest, Some(line))
             }
-            "macro" | "macros" | "import-macros" | "require-macros" | "eval-compiler" | "macrodebug" => {
-                return Err(self.error(form.span, format!("user macros are not supported yet ({name})")));
+            "macro" | "macros" | "import-macros" | "require-macros" | "eval-compiler"
+            | "macrodebug" => {
+                return Err(self.error(
+                    form.span,
+                    format!("user macros are not supported yet ({name})"),
+                ));
             }
-            "unquote" => return Err(self.error(form.span, "unquote (,) is only allowed inside a quasiquote")),
+            "unquote" => {
+                return Err(
+                    self.error(form.span, "unquote (,) is only allowed inside a quasiquote")
+                );
+            }
             _ => {
-                let Some(op) = arith(name) else { return Ok(None) };
+                let Some(op) = arith(name) else {
+                    return Ok(None);
+                };
                 let expr = self.arithmetic(form, args, name, &op)?;
                 self.deliver(vec![expr], dest, Some(line))
             }
@@ -163,25 +264,35 @@ impl Compiler<'_> {
     /// `(a op b op c)` with every operand evaluated once, left to right.
     fn operator_chain(&mut self, args: &[Form], op: &str) -> Result<Expr> {
         let exprs = self.exprs_in_order(args, false)?;
-        let parts: Vec<String> = exprs.iter().map(|e| e.single()).collect();
-        Ok(Expr::new(format!("({})", parts.join(&format!(" {op} "))), Kind::Paren))
+        let parts: Vec<String> = exprs.iter().map(|e| e.code.clone()).collect();
+        Ok(Expr::new(
+            format!("({})", parts.join(&format!(" {op} "))),
+            Kind::Paren,
+        ))
     }
 
     fn arithmetic(&mut self, form: &Form, args: &[Form], name: &str, op: &Arith) -> Result<Expr> {
         match args {
             [] => match op.empty {
                 Some(value) => Ok(Expr::new(value, Kind::Literal)),
-                None => Err(self.error(form.span, format!("expected at least one argument to {name}"))),
+                None => Err(self.error(
+                    form.span,
+                    format!("expected at least one argument to {name}"),
+                )),
             },
             [operand] => {
                 let e = self.expr(operand)?;
                 match (op.unary_left, name) {
-                    (Some(""), _) => Ok(Expr::new(format!("(- {})", e.single()), Kind::Paren)),
-                    (Some(left), _) => Ok(Expr::new(format!("({left} {} {})", op.op, e.single()), Kind::Paren)),
-                    (None, "%" | "^" | "lshift" | "rshift") => {
-                        Err(self.error(form.span, format!("expected at least two arguments to {name}")))
-                    }
-                    (None, _) => Ok(Expr::new(format!("({})", e.single()), Kind::Paren)),
+                    (Some(""), _) => Ok(Expr::new(format!("(- {})", e.code), Kind::Paren)),
+                    (Some(left), _) => Ok(Expr::new(
+                        format!("({left} {} {})", op.op, e.code),
+                        Kind::Paren,
+                    )),
+                    (None, "%" | "^" | "lshift" | "rshift") => Err(self.error(
+                        form.span,
+                        format!("expected at least two arguments to {name}"),
+                    )),
+                    (None, _) => Ok(Expr::new(format!("({})", e.code), Kind::Paren)),
                 }
             }
             _ => self.operator_chain(args, op.op),
@@ -196,7 +307,10 @@ impl Compiler<'_> {
             other => other,
         };
         if args.is_empty() {
-            return Err(self.error(form.span, format!("expected at least one argument to {name}")));
+            return Err(self.error(
+                form.span,
+                format!("expected at least one argument to {name}"),
+            ));
         }
         let mut exprs = self.exprs_in_order(args, false)?;
         if exprs.len() == 1 {
@@ -212,11 +326,23 @@ impl Compiler<'_> {
                 *e = self.once(line, e.clone(), "cmp");
             }
         }
-        let (op, negate) = if op == "~=" && exprs.len() > 2 { ("==", true) } else { (op, false) };
-        let tests: Vec<String> =
-            exprs.windows(2).map(|pair| format!("({} {op} {})", pair[0].single(), pair[1].single())).collect();
+        let (op, negate) = if op == "~=" && exprs.len() > 2 {
+            ("==", true)
+        } else {
+            (op, false)
+        };
+        let tests: Vec<String> = exprs
+            .windows(2)
+            .map(|pair| format!("({} {op} {})", pair[0].code, pair[1].code))
+            .collect();
         let joined = tests.join(" and ");
-        let code = if negate { format!("(not ({joined}))") } else if tests.len() == 1 { joined } else { format!("({joined})") };
+        let code = if negate {
+            format!("(not ({joined}))")
+        } else if tests.len() == 1 {
+            joined
+        } else {
+            format!("({joined})")
+        };
         Ok(Expr::new(code, Kind::Paren))
     }
 
@@ -235,21 +361,29 @@ impl Compiler<'_> {
         let (first, first_pre) = compiled.remove(0);
         self.out.push_str(&first_pre);
         if compiled.iter().all(|(_, pre)| pre.is_empty()) {
-            let code = std::iter::once(first.single())
-                .chain(compiled.iter().map(|(e, _)| e.single()))
+            let code = std::iter::once(first.code.clone())
+                .chain(compiled.iter().map(|(e, _)| e.code.clone()))
                 .collect::<Vec<_>>()
                 .join(&format!(" {op} "));
-            let expr = if args.len() == 1 { first } else { Expr::new(format!("({code})"), Kind::Paren) };
+            let expr = if args.len() == 1 {
+                first
+            } else {
+                Expr::new(format!("({code})"), Kind::Paren)
+            };
             return Ok(self.deliver(vec![expr], dest, Some(line)));
         }
         // A later operand needs statements: evaluate it only when reached.
         let result = self.scope.temp("v");
-        self.emit(line, &format!("local {result} = {}", first.single()));
-        let test = if op == "and" { result.clone() } else { format!("not {result}") };
+        self.emit(line, &format!("local {result} = {}", first.code));
+        let test = if op == "and" {
+            result.clone()
+        } else {
+            format!("not {result}")
+        };
         for ((e, pre), arg) in compiled.iter().zip(&args[1..]) {
             self.emit(self.line(arg.span), &format!("if {test} then"));
             self.out.push_str(pre);
-            self.emit(self.line(arg.span), &format!("{result} = {}", e.single()));
+            self.emit(self.line(arg.span), &format!("{result} = {}", e.code));
         }
         for _ in 1..args.len() {
             self.emit_word("end");
@@ -281,18 +415,24 @@ impl Compiler<'_> {
         let line = self.line(form.span);
         let start = self.expr(table)?;
         let result = self.scope.temp("v");
-        self.emit(line, &format!("local {result} = {}", start.single()));
+        self.emit(line, &format!("local {result} = {}", start.code));
         for key_form in keys {
             let key = self.expr(key_form)?;
             let index = index_code(&result, &key, key_form);
-            self.emit(self.line(key_form.span), &format!("if {result} ~= nil then {result} = {index} end"));
+            self.emit(
+                self.line(key_form.span),
+                &format!("if {result} ~= nil then {result} = {index} end"),
+            );
         }
         Ok(self.deliver(vec![Expr::name(result)], dest, Some(line)))
     }
 
     fn tset(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         if args.len() < 3 {
-            return Err(self.error(form.span, "expected a table, keys and a value: (tset t k v)"));
+            return Err(self.error(
+                form.span,
+                "expected a table, keys and a value: (tset t k v)",
+            ));
         }
         let line = self.line(form.span);
         let exprs = self.exprs_in_order(args, false)?;
@@ -301,7 +441,7 @@ impl Compiler<'_> {
         for (key, key_form) in place[1..].iter().zip(&args[1..]) {
             target = index_code(&target, key, key_form);
         }
-        self.emit(line, &format!("{target} = {}", value.single()));
+        self.emit(line, &format!("{target} = {}", value.code));
         Ok(self.deliver_nil_after_statement(dest, line))
     }
 
@@ -315,7 +455,10 @@ impl Compiler<'_> {
 
     fn pick_values(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((count, rest)) = args.split_first() else {
-            return Err(self.error(form.span, "expected a count and values: (pick-values n ...)"));
+            return Err(self.error(
+                form.span,
+                "expected a count and values: (pick-values n ...)",
+            ));
         };
         let FormKind::Int(n @ 0..=200) = count.kind else {
             return Err(self.error(count.span, "expected a literal count from 0 to 200"));
@@ -327,19 +470,34 @@ impl Compiler<'_> {
             return Ok(self.deliver(Vec::new(), dest, Some(line)));
         }
         let names: Vec<String> = (0..n).map(|_| self.scope.temp("pick")).collect();
-        let values = if exprs.is_empty() { "nil".to_string() } else { join_exprs(&exprs) };
+        let values = if exprs.is_empty() {
+            "nil".to_string()
+        } else {
+            join_exprs(&exprs)
+        };
         self.emit(line, &format!("local {} = {values}", names.join(", ")));
-        Ok(self.deliver(names.into_iter().map(Expr::name).collect(), dest, Some(line)))
+        Ok(self.deliver(
+            names.into_iter().map(Expr::name).collect(),
+            dest,
+            Some(line),
+        ))
     }
 
     fn quoted(&mut self, form: &Form) -> Result<Expr> {
         match &form.kind {
-            FormKind::Sym(_) | FormKind::List(_) => {
-                Err(self.error(form.span, "quoting symbols and lists needs macros, which are not supported yet"))
-            }
+            FormKind::Sym(_) | FormKind::List(_) => Err(self.error(
+                form.span,
+                "quoting symbols and lists needs macros, which are not supported yet",
+            )),
             FormKind::Seq(items) => {
-                let parts = items.iter().map(|i| self.quoted(i).map(|e| e.code)).collect::<Result<Vec<_>>>()?;
-                Ok(Expr::new(format!("{{{}}}", parts.join(", ")), Kind::Constructor))
+                let parts = items
+                    .iter()
+                    .map(|i| self.quoted(i).map(|e| e.code))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Expr::new(
+                    format!("{{{}}}", parts.join(", ")),
+                    Kind::Constructor,
+                ))
             }
             FormKind::Table(pairs) => {
                 let mut parts = Vec::new();
@@ -347,7 +505,10 @@ impl Compiler<'_> {
                     let (k, v) = (self.quoted(k)?, self.quoted(v)?);
                     parts.push(format!("[{}] = {}", k.code, v.code));
                 }
-                Ok(Expr::new(format!("{{{}}}", parts.join(", ")), Kind::Constructor))
+                Ok(Expr::new(
+                    format!("{{{}}}", parts.join(", ")),
+                    Kind::Constructor,
+                ))
             }
             _ => self.expr(form),
         }
@@ -357,19 +518,25 @@ impl Compiler<'_> {
 
     fn if_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         if args.is_empty() {
-            return Err(self.error(form.span, "expected a condition and a body: (if cond then else)"));
+            return Err(self.error(
+                form.span,
+                "expected a condition and a body: (if cond then else)",
+            ));
         }
         self.statement_value(form, dest, |c, dest| c.if_chain(form, args, dest))
     }
 
     fn when_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((condition, body)) = args.split_first() else {
-            return Err(self.error(form.span, "expected a condition and a body: (when cond ...)"));
+            return Err(self.error(
+                form.span,
+                "expected a condition and a body: (when cond ...)",
+            ));
         };
         self.statement_value(form, dest, |c, dest| {
             let line = c.line(form.span);
             let test = c.expr(condition)?;
-            c.emit(line, &format!("if {} then", test.single()));
+            c.emit(line, &format!("if {} then", test.code));
             c.in_block(|c| c.body(body, dest))?;
             if *dest != Dest::Discard {
                 c.emit_word("else");
@@ -390,16 +557,20 @@ impl Compiler<'_> {
             match rest {
                 [condition, then, more @ ..] => {
                     let (test, pre) = self.capture(|c| c.expr(condition))?;
-                    let line = if first { self.line(form.span) } else { self.line(condition.span) };
+                    let line = if first {
+                        self.line(form.span)
+                    } else {
+                        self.line(condition.span)
+                    };
                     if first {
                         self.out.push_str(&pre);
-                        self.emit(line, &format!("if {} then", test.single()));
+                        self.emit(line, &format!("if {} then", test.code));
                     } else if pre.is_empty() {
-                        self.emit(line, &format!("elseif {} then", test.single()));
+                        self.emit(line, &format!("elseif {} then", test.code));
                     } else {
                         self.emit_word("else");
                         self.out.push_str(&pre);
-                        self.emit(line, &format!("if {} then", test.single()));
+                        self.emit(line, &format!("if {} then", test.code));
                         closers += 1;
                     }
                     first = false;
@@ -435,13 +606,22 @@ impl Compiler<'_> {
 
     fn let_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((bindings, body)) = args.split_first() else {
-            return Err(self.error(form.span, "expected a binding sequence and a body: (let [name value] ...)"));
+            return Err(self.error(
+                form.span,
+                "expected a binding sequence and a body: (let [name value] ...)",
+            ));
         };
         let FormKind::Seq(pairs) = &bindings.kind else {
-            return Err(self.error(bindings.span, "expected a binding sequence: (let [name value] ...)"));
+            return Err(self.error(
+                bindings.span,
+                "expected a binding sequence: (let [name value] ...)",
+            ));
         };
         if pairs.len() % 2 != 0 {
-            return Err(self.error(bindings.span, "expected an even number of forms: names and values"));
+            return Err(self.error(
+                bindings.span,
+                "expected an even number of forms: names and values",
+            ));
         }
         let line = self.line(form.span);
         self.statement_value(form, dest, |c, dest| {
@@ -457,7 +637,13 @@ impl Compiler<'_> {
         })
     }
 
-    fn local_form(&mut self, form: &Form, args: &[Form], dest: &Dest, mutable: bool) -> Result<Vec<Expr>> {
+    fn local_form(
+        &mut self,
+        form: &Form,
+        args: &[Form],
+        dest: &Dest,
+        mutable: bool,
+    ) -> Result<Vec<Expr>> {
         if matches!(dest, Dest::Values(_) | Dest::Assign(_)) {
             return Err(self.error(form.span, "can't introduce local here"));
         }
@@ -474,22 +660,26 @@ impl Compiler<'_> {
         };
         let line = self.line(form.span);
         match &target.kind {
-            FormKind::Sym(name) if split_multisym(name).is_none() && split_method(name).is_none() => {
+            FormKind::Sym(name)
+                if split_multisym(name).is_none() && split_method(name).is_none() =>
+            {
                 let lua = self.settable_local(name, target)?;
                 self.compile(value, &Dest::Assign(vec![lua]))?;
             }
             FormKind::Sym(_) => {
                 let place = self.expr(target)?;
                 let value = self.expr(value)?;
-                self.emit(line, &format!("{} = {}", place.code, value.single()));
+                self.emit(line, &format!("{} = {}", place.code, value.code));
             }
             FormKind::List(items) if items.first().is_some_and(|h| h.is_sym(".")) => {
                 let place = self.dot(target, &items[1..])?;
                 if place.kind != Kind::Index {
-                    return Err(self.error(target.span, "expected a table and keys: (set (. t k) v)"));
+                    return Err(
+                        self.error(target.span, "expected a table and keys: (set (. t k) v)")
+                    );
                 }
                 let value = self.expr(value)?;
-                self.emit(line, &format!("{} = {}", place.code, value.single()));
+                self.emit(line, &format!("{} = {}", place.code, value.code));
             }
             _ => self.bind_local(target, value, Binding::Set)?,
         }
@@ -506,10 +696,18 @@ impl Compiler<'_> {
     }
 }
 
+/// Whether `form` introduces a local into the scope it is compiled in.
+fn declares_local(form: &Form) -> bool {
+    match form.as_list() {
+        Some([head, ..]) => matches!(head.as_sym(), Some("local" | "var" | "fn" | "lambda" | "λ")),
+        _ => false,
+    }
+}
+
 /// `base.key` or `base[key]` for an index expression.
 fn index_code(base: &str, key: &Expr, key_form: &Form) -> String {
     match &key_form.kind {
         FormKind::Str(bytes) => emit::index_by_string(base, bytes),
-        _ => format!("{base}[{}]", key.single()),
+        _ => format!("{base}[{}]", key.code),
     }
 }
