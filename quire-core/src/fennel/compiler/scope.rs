@@ -114,7 +114,12 @@ impl Scope {
 
     /// Declare a Fennel local and return its Lua name.
     pub fn declare(&mut self, name: &str, mutable: bool) -> String {
-        let lua = self.pick_lua_name(name, &mangle(name));
+        // Shadowing a name reuses its Lua name (plain Lua shadowing) when possible.
+        let existing = self
+            .lookup(name)
+            .map(|l| l.lua.clone())
+            .filter(|lua| self.is_free(name, lua) && lua != "...");
+        let lua = existing.unwrap_or_else(|| self.pick_lua_name(name, &mangle(name)));
         self.bind(
             name,
             Local {
@@ -126,14 +131,19 @@ impl Scope {
     }
 
     /// Make `name` another Fennel name for an existing Lua local (`$` and `$1`).
+    /// The alias doesn't own the Lua name, so a later local of the same
+    /// Fennel name gets a new Lua name instead of shadowing the original.
     pub fn alias(&mut self, name: &str, lua: &str) {
-        self.bind(
-            name,
-            Local {
-                lua: lua.to_string(),
-                mutable: false,
-            },
-        );
+        let frame = self
+            .frames
+            .last_mut()
+            .expect("the chunk frame is never popped");
+        frame.order.push((name.to_string(), false));
+        let local = Local {
+            lua: lua.to_string(),
+            mutable: false,
+        };
+        frame.locals.insert(name.to_string(), local);
     }
 
     /// A fresh compiler temporary, invisible to Fennel code. `hint` shapes its name.

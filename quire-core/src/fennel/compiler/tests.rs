@@ -497,6 +497,10 @@ fn collecting_loops() {
         "6",
     );
     check("(print (faccumulate [p 1 i 1 5] (* p i)))", "120");
+    check(
+        "(print (accumulate [s 0 _ n (ipairs [1 2])] (let [s (+ s n)] s)))",
+        "3",
+    );
     // The accumulator's name is not visible after the loop.
     assert!(
         compile_error("(accumulate [s 0 _ n (ipairs [])] s) (print s)")
