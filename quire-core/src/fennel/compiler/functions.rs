@@ -26,33 +26,18 @@ impl Compiler<'_> {
     ) -> Result<Vec<Expr>> {
         let line = self.line(form.span);
         let (name, params, body) = match args {
-            [first, params, body @ ..]
-                if first.as_sym().is_some() && matches!(params.kind, FormKind::Seq(_)) =>
-            {
-                let name = first.as_sym().unwrap_or_default();
-                let name = if split_multisym(name).is_some() {
-                    FnName::Field {
-                        place: name,
-                        method: false,
-                    }
-                } else if split_method(name).is_some() {
-                    FnName::Field {
-                        place: name,
-                        method: true,
-                    }
-                } else {
-                    self.check_binding_name(name, first)?;
-                    FnName::Local(name)
-                };
-                (name, params, body)
-            }
-            [params, body @ ..] if matches!(params.kind, FormKind::Seq(_)) => {
-                (FnName::Anonymous, params, body)
-            }
-            _ => return Err(self.error(form.span, "expected parameters table")),
-        };
-        let FormKind::Seq(params) = &params.kind else {
-            unreachable!("matched above")
+            [first, params, body @ ..] => match (&first.kind, &params.kind) {
+                (FormKind::Sym(name), FormKind::Seq(params)) => {
+                    (self.function_name(name, first)?, params, body)
+                }
+                (FormKind::Seq(params), _) => (FnName::Anonymous, params, &args[1..]),
+                _ => return Err(self.error(form.span, "expected parameters table")),
+            },
+            [first] => match &first.kind {
+                FormKind::Seq(params) => (FnName::Anonymous, params, &[][..]),
+                _ => return Err(self.error(form.span, "expected parameters table")),
+            },
+            [] => return Err(self.error(form.span, "expected parameters table")),
         };
         // A leading string in a longer body is a docstring, not a statement.
         let body = match body {
@@ -88,6 +73,23 @@ impl Compiler<'_> {
                 Ok(self.deliver_defined(Expr::new(target, Kind::Index), dest, line))
             }
         }
+    }
+
+    fn function_name<'f>(&self, name: &'f str, at: &Form) -> Result<FnName<'f>> {
+        Ok(if split_multisym(name).is_some() {
+            FnName::Field {
+                place: name,
+                method: false,
+            }
+        } else if split_method(name).is_some() {
+            FnName::Field {
+                place: name,
+                method: true,
+            }
+        } else {
+            self.check_binding_name(name, at)?;
+            FnName::Local(name)
+        })
     }
 
     /// A definition statement was written; its value is the defined function.

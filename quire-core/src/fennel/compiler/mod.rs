@@ -564,8 +564,7 @@ impl<'a> Compiler<'a> {
             };
             return Ok(Expr::new(local.lua.clone(), kind));
         }
-        if let Some((object, method)) = split_method(name) {
-            let _ = (object, method);
+        if split_method(name).is_some() {
             return Err(self.error(
                 span,
                 format!("method call syntax is only allowed in call position: {name}"),

@@ -9,7 +9,7 @@ use super::{
 };
 
 /// Every name the compiler handles itself (a local of the same name wins).
-const SPECIALS: &[&str] = &[
+pub(super) const SPECIALS: &[&str] = &[
     "fn",
     "lambda",
     "λ",
@@ -436,9 +436,15 @@ impl Compiler<'_> {
         }
         let line = self.line(form.span);
         let exprs = self.exprs_in_order(args, false)?;
-        let (value, place) = exprs.split_last().expect("at least three");
-        let mut target = place[0].prefix();
-        for (key, key_form) in place[1..].iter().zip(&args[1..]) {
+        // One expression per argument, so there are at least three.
+        let Some((value, [table, keys @ ..])) = exprs.split_last() else {
+            return Err(self.error(
+                form.span,
+                "expected a table, keys and a value: (tset t k v)",
+            ));
+        };
+        let mut target = table.prefix();
+        for (key, key_form) in keys.iter().zip(&args[1..]) {
             target = index_code(&target, key, key_form);
         }
         self.emit(line, &format!("{target} = {}", value.code));

@@ -803,3 +803,76 @@ fn many_temporaries_do_not_exhaust_lua_locals() {
     let source = "(print (if true 1 2))\n".repeat(300);
     assert_eq!(run(&source).lines().count(), 300);
 }
+
+#[test]
+fn every_special_with_odd_arguments_never_panics() {
+    let atoms = [
+        "[]",
+        "{}",
+        "()",
+        "1",
+        ":s",
+        "x",
+        "nil",
+        "[x]",
+        "(x)",
+        "&",
+        "...",
+        "[& x]",
+        "{:a x}",
+        "(where x)",
+        "(or)",
+        "a.b",
+        "a:b",
+        "[x x]",
+        "(= x)",
+        "[1 2]",
+    ];
+    let mut names: Vec<&str> = super::specials::SPECIALS.to_vec();
+    names.extend(["x", "print", "a.b", "a:b"]);
+    let lua = mlua::Lua::new();
+    for name in names {
+        let mut arg_lists = vec![String::new()];
+        for a in atoms {
+            arg_lists.push(a.to_string());
+            for b in &atoms[..8] {
+                arg_lists.push(format!("{a} {b}"));
+            }
+        }
+        arg_lists.extend(atoms.iter().map(|a| format!("[x 1 y 2] {a} {a}")));
+        let contexts = [
+            "{}",
+            "(print {} 1)",
+            "(print 1 {})",
+            "(local y {})",
+            "(fn [] {})",
+            "(if {} 1 2)",
+        ];
+        let sources = arg_lists.iter().enumerate().flat_map(|(i, args)| {
+            let form = format!("({name} {args})");
+            // Every shape in statement position; a sample in the other contexts.
+            let count = if i % 7 == 0 { contexts.len() } else { 1 };
+            contexts[..count]
+                .iter()
+                .map(move |c| c.replace("{}", &form))
+        });
+        for form in sources {
+            let source = format!("(local x 1) (var a {{:b 1}})\n{form}");
+            let source_arc: Arc<str> = source.as_str().into();
+            let Ok(forms) = read_all(&source_arc, "t.fnl") else {
+                continue;
+            };
+            let result =
+                std::panic::catch_unwind(|| compile(&forms, &source_arc, "t.fnl", &options()));
+            let Ok(result) = result else {
+                panic!("panicked on {source}")
+            };
+            // Whatever compiles must be valid Lua.
+            if let Ok(code) = result {
+                if let Err(e) = lua.load(&code).into_function() {
+                    panic!("invalid Lua for {source}:\n{code}\n{e}");
+                }
+            }
+        }
+    }
+}
