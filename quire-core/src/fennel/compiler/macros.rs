@@ -83,7 +83,8 @@ impl Compiler<'_> {
         let mut bindings = Vec::new();
         let mut call = Vec::new();
         for (i, arg) in std::iter::once(function).chain(fixed).enumerate() {
-            // Symbols (including operators like `+`) and literals are used as they are.
+            // Symbols (including operators like `+`) and literals are used as
+            // they are; `...` is saved, or it would mean the new function's.
             let stable = matches!(
                 arg.kind,
                 FormKind::Sym(_)
@@ -93,7 +94,7 @@ impl Compiler<'_> {
                     | FormKind::Float(_)
                     | FormKind::Str(_)
             );
-            if stable || (i == 0 && arg.as_sym().is_some()) {
+            if stable && !arg.is_sym("...") {
                 call.push(arg.clone());
             } else {
                 let temp = self.gensym("partial", arg.span);

@@ -557,12 +557,11 @@ impl<'a> Compiler<'a> {
             return self.varargs(span);
         }
         if let Some(local) = self.scope.lookup(name) {
-            let kind = if local.lua == "..." {
-                Kind::Varargs
-            } else {
-                Kind::Name
-            };
-            return Ok(Expr::new(local.lua.clone(), kind));
+            if local.lua == "..." {
+                // `$...` in a hashfn: only where `...` itself would be allowed.
+                return self.varargs(span);
+            }
+            return Ok(Expr::name(local.lua.clone()));
         }
         if split_method(name).is_some() {
             return Err(self.error(

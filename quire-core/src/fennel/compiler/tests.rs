@@ -236,6 +236,7 @@ fn hashfns() {
         "(print (#(+ $1 $2) 1 2) (#(* $ 2) 4) (#$3 1 2 3) (#(select :# $...) 1 2))",
         "3\t8\t3\t2",
     );
+    assert!(compile_error("#(fn [] $...)").message.contains("vararg"));
     check("(print (. (#{:v $} 9) :v) (#$.x {:x 5}))", "9\t5");
 }
 
@@ -571,6 +572,7 @@ fn threading_doto_partial() {
         "2",
     );
     check("(local add3 (partial + 3)) (print (add3 4))", "7");
+    check("(fn mk [...] (partial + ...)) (print ((mk 2) 5))", "7");
     check(
         "(var n 0) (local p (partial #(+ $1 $2) (do (set n (+ n 1)) n))) (p 1) (p 1) (print n (p 10))",
         "1\t11",
