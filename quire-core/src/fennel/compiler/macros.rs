@@ -82,7 +82,7 @@ impl Compiler<'_> {
         let span = form.span;
         let mut bindings = Vec::new();
         let mut call = Vec::new();
-        for (i, arg) in std::iter::once(function).chain(fixed).enumerate() {
+        for arg in std::iter::once(function).chain(fixed) {
             // Symbols (including operators like `+`) and literals are used as
             // they are; `...` is saved, or it would mean the new function's.
             let stable = matches!(
