@@ -171,6 +171,12 @@ fn join_exprs(exprs: &[Expr]) -> String {
         .join(", ")
 }
 
+struct Helper {
+    lua_name: String,
+    value: &'static str,
+    used: bool,
+}
+
 /// Library functions generated code uses: (name hint, Lua value).
 const HELPERS: &[(&str, &str)] = &[("unpack", "table.unpack"), ("type", "type")];
 
@@ -190,8 +196,8 @@ struct Compiler<'a> {
     /// Current recursion depth over nested forms.
     nesting: usize,
     /// Chunk-level aliases of library functions the generated code calls, so
-    /// a program's own `table` or `type` can't break it: (Lua name, value, used).
-    helpers: Vec<(String, &'static str, bool)>,
+    /// a program's own `table` or `type` can't break it.
+    helpers: Vec<Helper>,
     gensyms: usize,
 }
 
@@ -210,7 +216,11 @@ impl<'a> Compiler<'a> {
         // Reserved up front so no program name can take them; emitted only if used.
         let helpers = HELPERS
             .iter()
-            .map(|&(hint, value)| (scope.temp(hint), value, false))
+            .map(|&(hint, value)| Helper {
+                lua_name: scope.temp(hint),
+                value,
+                used: false,
+            })
             .collect();
         Compiler {
             source,
@@ -232,11 +242,11 @@ impl<'a> Compiler<'a> {
 
     fn finish(self) -> String {
         let mut code = self.out;
-        let used: Vec<_> = self.helpers.iter().filter(|h| h.2).collect();
+        let used: Vec<&Helper> = self.helpers.iter().filter(|h| h.used).collect();
         if !used.is_empty() {
             // On line 1, before everything: a program can't shadow `table` yet.
-            let names: Vec<&str> = used.iter().map(|h| h.0.as_str()).collect();
-            let values: Vec<&str> = used.iter().map(|h| h.1).collect();
+            let names: Vec<&str> = used.iter().map(|h| h.lua_name.as_str()).collect();
+            let values: Vec<&str> = used.iter().map(|h| h.value).collect();
             code.insert_str(
                 0,
                 &format!("local {} = {} ", names.join(", "), values.join(", ")),
@@ -261,14 +271,16 @@ impl<'a> Compiler<'a> {
     /// The Lua name of a helper from [`HELPERS`], by index.
     fn helper(&mut self, index: usize) -> String {
         let helper = &mut self.helpers[index];
-        helper.2 = true;
-        helper.0.clone()
+        helper.used = true;
+        helper.lua_name.clone()
     }
 
+    /// `table.unpack`.
     fn unpack_fn(&mut self) -> String {
         self.helper(0)
     }
 
+    /// `type`.
     fn type_fn(&mut self) -> String {
         self.helper(1)
     }
