@@ -451,10 +451,11 @@ impl Compiler<'_> {
         Ok(self.deliver_nil_after_statement(dest, line))
     }
 
-    /// Statement forms that have no value: `nil` for whoever wants one.
+    /// Statement forms that have no value: `nil` for whoever wants one (in
+    /// tail position they return nothing, like a Lua function falling off its end).
     pub(super) fn deliver_nil_after_statement(&mut self, dest: &Dest, line: usize) -> Vec<Expr> {
         match dest {
-            Dest::Discard => Vec::new(),
+            Dest::Discard | Dest::Return => Vec::new(),
             _ => self.deliver(vec![Expr::nil()], dest, Some(line)),
         }
     }
