@@ -160,6 +160,12 @@ fn shebang_first_line_is_skipped() {
 fn byte_order_mark_is_skipped() {
     assert_eq!(r("\u{feff}(print 1)"), "(print 1)");
     assert_eq!(texts("\u{feff}x"), ["x"]);
+    // Found by fuzzing: only the first one is skipped; a later U+FEFF is a symbol character.
+    assert_eq!(
+        one("\u{feff}\u{feff}").kind,
+        FormKind::Sym("\u{feff}".into())
+    );
+    assert_eq!(r("x \u{feff}"), "x \u{feff}");
 }
 
 // ---- atoms ----
