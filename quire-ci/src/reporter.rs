@@ -182,7 +182,7 @@ impl<W: Write> Reporter<W> {
                     self.job(id);
                 }
                 if !self.quiet {
-                    let short = &sha[..sha.len().min(12)];
+                    let short: String = sha.chars().take(12).collect();
                     let count = jobs.len();
                     writeln!(self.out, "run {short} {git_ref}: {count} job{}", plural(count))?;
                 }
@@ -297,11 +297,11 @@ impl<W: Write> Reporter<W> {
                 continue;
             }
             writeln!(self.out)?;
-            let headline = match (&job.last_cmd, job.last_exit) {
-                (Some(cmd), Some(code)) if code != 0 => {
-                    format!("{id}: `{cmd}` exited with code {code}")
-                }
-                _ => format!("{id}: {}", job.error.as_deref().unwrap_or("failed")),
+            // The job's error says what failed (a command, or the run-fn itself).
+            let headline = match (&job.error, &job.last_cmd, job.last_exit) {
+                (Some(error), _, _) => format!("{id}: {error}"),
+                (None, Some(cmd), Some(code)) if code != 0 => format!("{id}: `{cmd}` exited with code {code}"),
+                _ => format!("{id}: failed"),
             };
             writeln!(
                 self.out,
@@ -483,7 +483,7 @@ build   complete   1.25s
 test    failed     0.50s
 deploy  not run    (blocked by test)
 
-test: `make check` exited with code 2
+test: .quire/ci.fnl:7: command `make check` exited with code 2
   1 test failed
 
 run failed in 1.77s: 1 complete, 1 failed, 1 not run

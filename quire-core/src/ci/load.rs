@@ -10,6 +10,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use super::pipeline::{self, Location, Pipeline, PipelineError, Registry};
 use super::runtime::RuntimeGlobal;
+use super::stdlib;
 use crate::fennel::{FennelError, FormKind, reader};
 use crate::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
 
@@ -128,6 +129,10 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
         Box::new(move |lua| Ok(mlua::Value::Table(pipeline::ci_module(lua, module_registry.clone())?))),
     );
     sandbox.register_module("quire.runtime", Box::new(|lua| lua.globals().get("runtime")));
+    sandbox.register_module(
+        "quire.stdlib",
+        Box::new(|lua| Ok(mlua::Value::Table(stdlib::module(lua)?))),
+    );
     let runtime_global = RuntimeGlobal::install(sandbox.lua()).map_err(|e| lua_failure(e, workspace))?;
 
     let chunk = sandbox.load_file(&path, &file).map_err(|e| match e {

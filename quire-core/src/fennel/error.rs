@@ -30,13 +30,7 @@ pub struct FennelError {
 }
 
 impl FennelError {
-    pub fn new(
-        stage: Stage,
-        message: impl Into<String>,
-        span: Span,
-        file: &str,
-        source: &std::sync::Arc<str>,
-    ) -> Self {
+    pub fn new(stage: Stage, message: impl Into<String>, span: Span, file: &str, source: &std::sync::Arc<str>) -> Self {
         let (line, column) = line_column(source, span.start);
         FennelError {
             stage,
@@ -65,9 +59,7 @@ impl miette::Diagnostic for FennelError {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -75,9 +67,10 @@ impl miette::Diagnostic for FennelError {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(
-            miette::LabeledSpan::new_primary_with_span(Some("here".to_string()), self.span),
-        )))
+        Some(Box::new(std::iter::once(miette::LabeledSpan::new_primary_with_span(
+            Some("here".to_string()),
+            self.span,
+        ))))
     }
 }
 
@@ -107,13 +100,7 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = &source.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, column)
 }

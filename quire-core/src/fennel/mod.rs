@@ -17,11 +17,7 @@ pub use error::{FennelError, Stage};
 pub use form::{Form, FormKind, Span};
 
 /// Read and compile a whole Fennel source file to Lua text.
-pub fn compile_source(
-    source: &str,
-    file: &str,
-    options: &CompileOptions,
-) -> Result<String, FennelError> {
+pub fn compile_source(source: &str, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
     let source: std::sync::Arc<str> = source.into();
     let forms = reader::read_all(&source, file)?;
     compiler::compile(&forms, &source, file, options)

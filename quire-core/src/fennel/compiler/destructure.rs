@@ -3,9 +3,7 @@
 //! Used by `local`/`var`/`let`, `set`, function parameters and loop bindings.
 
 use super::emit;
-use super::{
-    Compiler, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym,
-};
+use super::{Compiler, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
 
 /// What a binding does with the names of a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,9 +24,7 @@ impl Compiler<'_> {
             }
             FormKind::List(targets) => {
                 if targets.is_empty() {
-                    return Err(
-                        self.error(pattern.span, "expected names to bind multiple values to")
-                    );
+                    return Err(self.error(pattern.span, "expected names to bind multiple values to"));
                 }
                 let exprs = self.exprs(value)?;
                 self.bind_values(pattern, targets, exprs, mode)
@@ -42,13 +38,7 @@ impl Compiler<'_> {
     }
 
     /// `(a b [c d])` bound to several values at once.
-    fn bind_values(
-        &mut self,
-        pattern: &Form,
-        targets: &[Form],
-        exprs: Vec<Expr>,
-        mode: Binding,
-    ) -> Result<()> {
+    fn bind_values(&mut self, pattern: &Form, targets: &[Form], exprs: Vec<Expr>, mode: Binding) -> Result<()> {
         let line = self.line(pattern.span);
         let values = if exprs.is_empty() {
             "nil".to_string()
@@ -63,9 +53,7 @@ impl Compiler<'_> {
                 FormKind::Sym(name) if mode != Binding::Set || is_plain(name) => {
                     self.check_binding_name(name, target)?;
                     match mode {
-                        Binding::Local { mutable } => {
-                            declared.push((name.clone(), mutable, names.len()))
-                        }
+                        Binding::Local { mutable } => declared.push((name.clone(), mutable, names.len())),
                         Binding::Set => {
                             let lua = self.settable_local(name, target)?;
                             names.push(lua);
@@ -84,9 +72,7 @@ impl Compiler<'_> {
                     names.push(temp);
                 }
                 _ => {
-                    return Err(
-                        self.error(target.span, "expected a name or a destructuring pattern")
-                    );
+                    return Err(self.error(target.span, "expected a name or a destructuring pattern"));
                 }
             }
         }
@@ -112,12 +98,7 @@ impl Compiler<'_> {
     }
 
     /// Bind `pattern` to an already compiled value.
-    pub(super) fn bind_pattern(
-        &mut self,
-        pattern: &Form,
-        value: Expr,
-        mode: Binding,
-    ) -> Result<()> {
+    pub(super) fn bind_pattern(&mut self, pattern: &Form, value: Expr, mode: Binding) -> Result<()> {
         let line = self.line(pattern.span);
         match &pattern.kind {
             FormKind::Sym(name) => self.bind_symbol(name, pattern, value, mode),
@@ -132,16 +113,10 @@ impl Compiler<'_> {
                             return Err(self.error(item.span, "expected a pattern after &"));
                         };
                         if let Some(extra) = items.get(i + 2).filter(|f| !f.is_sym("&as")) {
-                            return Err(self.error(
-                                extra.span,
-                                "expected rest argument before last parameter",
-                            ));
+                            return Err(self.error(extra.span, "expected rest argument before last parameter"));
                         }
                         let unpack = self.unpack_fn();
-                        let rest_value = Expr::new(
-                            format!("{{{unpack}({source}, {index})}}"),
-                            Kind::Constructor,
-                        );
+                        let rest_value = Expr::new(format!("{{{unpack}({source}, {index})}}"), Kind::Constructor);
                         self.bind_pattern(rest, rest_value, mode)?;
                         i += 2;
                     } else if item.is_sym("&as") {
@@ -151,11 +126,7 @@ impl Compiler<'_> {
                         self.bind_pattern(whole, Expr::name(source.clone()), mode)?;
                         i += 2;
                     } else {
-                        self.bind_pattern(
-                            item,
-                            Expr::new(format!("{source}[{index}]"), Kind::Index),
-                            mode,
-                        )?;
+                        self.bind_pattern(item, Expr::new(format!("{source}[{index}]"), Kind::Index), mode)?;
                         index += 1;
                         i += 1;
                     }

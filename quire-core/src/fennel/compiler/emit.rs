@@ -62,8 +62,8 @@ pub fn resolve_lines(marked: &str) -> String {
 
 /// Lua's reserved words: never usable as names or as `t.key` keys.
 pub const LUA_KEYWORDS: &[&str] = &[
-    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
-    "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil",
+    "not", "or", "repeat", "return", "then", "true", "until", "while",
 ];
 
 /// Whether `name` can be written as a bare Lua name.

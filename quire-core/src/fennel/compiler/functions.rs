@@ -17,19 +17,11 @@ enum FnName<'f> {
 }
 
 impl Compiler<'_> {
-    pub(super) fn function(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-        lambda: bool,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn function(&mut self, form: &Form, args: &[Form], dest: &Dest, lambda: bool) -> Result<Vec<Expr>> {
         let line = self.line(form.span);
         let (name, params, body) = match args {
             [first, params, body @ ..] => match (&first.kind, &params.kind) {
-                (FormKind::Sym(name), FormKind::Seq(params)) => {
-                    (self.function_name(name, first)?, params, body)
-                }
+                (FormKind::Sym(name), FormKind::Seq(params)) => (self.function_name(name, first)?, params, body),
                 (FormKind::Seq(params), _) => (FnName::Anonymous, params, &args[1..]),
                 _ => return Err(self.error(form.span, "expected parameters table")),
             },
@@ -46,15 +38,13 @@ impl Compiler<'_> {
         };
         match name {
             FnName::Anonymous => {
-                let (header, code) =
-                    self.capture(|c| c.function_body(form, params, body, lambda, false))?;
+                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, false))?;
                 let code = format!("function({header}){code} end");
                 Ok(self.deliver(vec![Expr::new(code, Kind::Constructor)], dest, Some(line)))
             }
             FnName::Local(name) => {
                 let lua = self.scope.declare(name, false);
-                let (header, code) =
-                    self.capture(|c| c.function_body(form, params, body, lambda, false))?;
+                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, false))?;
                 self.emit(line, &format!("local function {lua}({header}){code} end"));
                 Ok(self.deliver_defined(Expr::name(lua), dest, line))
             }
@@ -67,8 +57,7 @@ impl Compiler<'_> {
                 let object_form = Form::new(FormKind::Sym(object.to_string()), args[0].span);
                 let object = self.expr(&object_form)?;
                 let target = emit::index_by_string(&object.prefix(), key.as_bytes());
-                let (header, code) =
-                    self.capture(|c| c.function_body(form, params, body, lambda, method))?;
+                let (header, code) = self.capture(|c| c.function_body(form, params, body, lambda, method))?;
                 self.emit(line, &format!("{target} = function({header}){code} end"));
                 Ok(self.deliver_defined(Expr::new(target, Kind::Index), dest, line))
             }
@@ -126,9 +115,7 @@ impl Compiler<'_> {
                     FormKind::Sym(name) if name == "&" => {
                         let (Some(rest), None) = (params.get(i + 1), params.get(i + 2)) else {
                             let at = params.get(i + 2).unwrap_or(param);
-                            return Err(
-                                c.error(at.span, "expected rest argument before last parameter")
-                            );
+                            return Err(c.error(at.span, "expected rest argument before last parameter"));
                         };
                         lua_params.push("...".to_string());
                         patterns.push((rest, Expr::new("{...}", Kind::Constructor)));
@@ -137,10 +124,7 @@ impl Compiler<'_> {
                     }
                     FormKind::Sym(name) if name == "..." => {
                         if i + 1 != params.len() {
-                            return Err(c.error(
-                                param.span,
-                                "expected rest argument before last parameter",
-                            ));
+                            return Err(c.error(param.span, "expected rest argument before last parameter"));
                         }
                         lua_params.push("...".to_string());
                     }
@@ -158,22 +142,15 @@ impl Compiler<'_> {
                         lua_params.push(temp);
                     }
                     _ => {
-                        return Err(
-                            c.error(param.span, "expected a symbol or a pattern as parameter")
-                        );
+                        return Err(c.error(param.span, "expected a symbol or a pattern as parameter"));
                     }
                 }
                 i += 1;
             }
             let line = c.line(form.span);
             for (name, lua, _) in checks {
-                let message = emit::lua_string(
-                    format!("Missing argument {name} on {}:{line}", c.file).as_bytes(),
-                );
-                c.emit(
-                    line,
-                    &format!("if (nil == {lua}) then error({message}, 0) end"),
-                );
+                let message = emit::lua_string(format!("Missing argument {name} on {}:{line}", c.file).as_bytes());
+                c.emit(line, &format!("if (nil == {lua}) then error({message}, 0) end"));
             }
             for (pattern, value) in patterns {
                 c.bind_pattern(pattern, value, Binding::Local { mutable: false })?;
@@ -229,18 +206,12 @@ impl HashfnArgs {
             FormKind::Sym(name) => {
                 // `$1.field` and `$:method` count as `$1` / `$`.
                 let root = name.split(['.', ':']).next().unwrap_or(name);
-                let root = if name.starts_with("$...") {
-                    "$..."
-                } else {
-                    root
-                };
+                let root = if name.starts_with("$...") { "$..." } else { root };
                 match root {
                     "$" => self.bare_dollar = true,
                     "$..." => self.varargs = true,
                     _ => {
-                        if let Some(n) =
-                            root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok())
-                        {
+                        if let Some(n) = root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok()) {
                             if (1..=9).contains(&n) {
                                 self.max_index = self.max_index.max(n);
                             }

@@ -25,10 +25,7 @@ impl Compiler<'_> {
         counted: bool,
     ) -> Result<LoopHead<'f>> {
         let Some(bindings) = bindings else {
-            return Err(self.error(
-                form.span,
-                format!("expected a binding sequence: ({what} [...] ...)"),
-            ));
+            return Err(self.error(form.span, format!("expected a binding sequence: ({what} [...] ...)")));
         };
         let FormKind::Seq(items) = &bindings.kind else {
             return Err(self.error(
@@ -53,9 +50,7 @@ impl Compiler<'_> {
             if !(3..=4).contains(&items.len()) {
                 return Err(self.error(
                     bindings.span,
-                    format!(
-                        "expected a name, a start, a stop and maybe a step: ({what} [i 1 10] ...)"
-                    ),
+                    format!("expected a name, a start, a stop and maybe a step: ({what} [i 1 10] ...)"),
                 ));
             }
             items.split_at(1)
@@ -102,9 +97,7 @@ impl Compiler<'_> {
                         patterns.push((pattern, temp));
                     }
                     _ => {
-                        return Err(
-                            c.error(pattern.span, "expected a name or a destructuring pattern")
-                        );
+                        return Err(c.error(pattern.span, "expected a name or a destructuring pattern"));
                     }
                 }
             }
@@ -118,10 +111,7 @@ impl Compiler<'_> {
             }
             if let Some(until) = head.until {
                 let test = c.expr(until)?;
-                c.emit(
-                    c.line(until.span),
-                    &format!("if {} then break end", test.code),
-                );
+                c.emit(c.line(until.span), &format!("if {} then break end", test.code));
             }
             body(c)?;
             c.emit_word("end");
@@ -135,28 +125,15 @@ impl Compiler<'_> {
         Ok(self.deliver_nil_after_statement(dest, self.line(form.span)))
     }
 
-    pub(super) fn numeric_for(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn numeric_for(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let head = self.loop_head(form, args.first(), "for", true)?;
         self.write_loop(form, &head, true, |c| c.body_for_effect(&args[1..]))?;
         Ok(self.deliver_nil_after_statement(dest, self.line(form.span)))
     }
 
-    pub(super) fn while_form(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn while_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((condition, body)) = args.split_first() else {
-            return Err(self.error(
-                form.span,
-                "expected a condition and a body: (while cond ...)",
-            ));
+            return Err(self.error(form.span, "expected a condition and a body: (while cond ...)"));
         };
         let line = self.line(form.span);
         let (test, pre) = self.capture(|c| c.in_block(|c| c.expr(condition)))?;
@@ -182,13 +159,7 @@ impl Compiler<'_> {
 
     /// `(icollect [_ x (ipairs xs)] (f x))` -> a sequence of the non-nil values;
     /// `(collect [k v (pairs t)] k2 v2)` -> a table of the non-nil pairs.
-    pub(super) fn collect(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-        sequence: bool,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn collect(&mut self, form: &Form, args: &[Form], dest: &Dest, sequence: bool) -> Result<Vec<Expr>> {
         let what = if sequence { "icollect" } else { "collect" };
         let head = self.loop_head(form, args.first(), what, false)?;
         let body = &args[1..];
@@ -196,12 +167,7 @@ impl Compiler<'_> {
     }
 
     /// `(fcollect [i 1 10] (* i i))`.
-    pub(super) fn fcollect(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn fcollect(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let head = self.loop_head(form, args.first(), "fcollect", true)?;
         self.collect_into(form, &head, &args[1..], true, true, dest)
     }
@@ -231,7 +197,10 @@ impl Compiler<'_> {
                 let value = c.scope.temp("val");
                 c.emit(line, &format!("local {value}"));
                 c.in_block(|c| c.body(body, &Dest::Assign(vec![value.clone()])))?;
-                c.emit(line, &format!("if {value} ~= nil then {count} = {count} + 1 {table}[{count}] = {value} end"));
+                c.emit(
+                    line,
+                    &format!("if {value} ~= nil then {count} = {count} + 1 {table}[{count}] = {value} end"),
+                );
             } else {
                 let key = c.scope.temp("k");
                 let value = c.scope.temp("val");
@@ -245,7 +214,10 @@ impl Compiler<'_> {
                         c.in_block(|c| c.body(body, &Dest::Assign(vec![key.clone(), value.clone()])))?;
                     }
                 }
-                c.emit(line, &format!("if {key} ~= nil and {value} ~= nil then {table}[{key}] = {value} end"));
+                c.emit(
+                    line,
+                    &format!("if {key} ~= nil and {value} ~= nil then {table}[{key}] = {value} end"),
+                );
             }
             Ok(())
         })?;
@@ -253,38 +225,18 @@ impl Compiler<'_> {
     }
 
     /// `(accumulate [acc init k v (pairs t)] body)`: acc takes the body's value each time.
-    pub(super) fn accumulate(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn accumulate(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         self.accumulate_loop(form, args, dest, false)
     }
 
     /// `(faccumulate [acc init i 1 10] body)`.
-    pub(super) fn faccumulate(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn faccumulate(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         self.accumulate_loop(form, args, dest, true)
     }
 
-    fn accumulate_loop(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-        counted: bool,
-    ) -> Result<Vec<Expr>> {
+    fn accumulate_loop(&mut self, form: &Form, args: &[Form], dest: &Dest, counted: bool) -> Result<Vec<Expr>> {
         let what = if counted { "faccumulate" } else { "accumulate" };
-        let usage = || {
-            format!(
-                "expected an accumulator, its initial value and a loop: ({what} [acc init ...] ...)"
-            )
-        };
+        let usage = || format!("expected an accumulator, its initial value and a loop: ({what} [acc init ...] ...)");
         let Some(bindings) = args.first() else {
             return Err(self.error(form.span, usage()));
         };

@@ -16,10 +16,7 @@ impl Compiler<'_> {
     /// stop at the first nil.
     pub(super) fn thread(&mut self, form: &Form, args: &[Form], name: &str) -> Result<Form> {
         let Some((first, steps)) = args.split_first() else {
-            return Err(self.error(
-                form.span,
-                format!("expected a value to thread: ({name} x ...)"),
-            ));
+            return Err(self.error(form.span, format!("expected a value to thread: ({name} x ...)")));
         };
         let last = name.ends_with(">>");
         if name.starts_with("-?") {
@@ -42,11 +39,7 @@ impl Compiler<'_> {
         let next = insert_arg(step, temp.clone(), last);
         let inner = self.thread_nil_safe(&next, rest, last);
         let test = list(
-            vec![
-                sym("not=", span),
-                temp.clone(),
-                Form::new(FormKind::Nil, span),
-            ],
+            vec![sym("not=", span), temp.clone(), Form::new(FormKind::Nil, span)],
             span,
         );
         let body = list(vec![sym("if", span), test, inner], span);
@@ -64,11 +57,7 @@ impl Compiler<'_> {
             sym("let", form.span),
             Form::new(FormKind::Seq(vec![temp.clone(), value.clone()]), value.span),
         ];
-        items.extend(
-            calls
-                .iter()
-                .map(|call| insert_arg(call, temp.clone(), false)),
-        );
+        items.extend(calls.iter().map(|call| insert_arg(call, temp.clone(), false)));
         items.push(temp);
         Ok(list(items, form.span))
     }
@@ -116,11 +105,7 @@ impl Compiler<'_> {
             return Ok(function);
         }
         Ok(list(
-            vec![
-                sym("let", span),
-                Form::new(FormKind::Seq(bindings), span),
-                function,
-            ],
+            vec![sym("let", span), Form::new(FormKind::Seq(bindings), span), function],
             span,
         ))
     }
@@ -165,11 +150,10 @@ pub(super) fn may_yield_many(form: &Form) -> bool {
                 .any(may_yield_many);
         }
         Some(
-            "fn" | "lambda" | "λ" | "hashfn" | "local" | "var" | "set" | "tset" | "each" | "for"
-            | "while" | "collect" | "icollect" | "fcollect" | "accumulate" | "faccumulate" | "."
-            | "?." | ".." | "and" | "or" | "not" | "=" | "not=" | "~=" | "<" | ">" | "<=" | ">="
-            | "+" | "-" | "*" | "/" | "//" | "%" | "^" | "length" | "#" | "band" | "bor" | "bxor"
-            | "bnot" | "lshift" | "rshift" | "comment" | "quote",
+            "fn" | "lambda" | "λ" | "hashfn" | "local" | "var" | "set" | "tset" | "each" | "for" | "while" | "collect"
+            | "icollect" | "fcollect" | "accumulate" | "faccumulate" | "." | "?." | ".." | "and" | "or" | "not" | "="
+            | "not=" | "~=" | "<" | ">" | "<=" | ">=" | "+" | "-" | "*" | "/" | "//" | "%" | "^" | "length" | "#"
+            | "band" | "bor" | "bxor" | "bnot" | "lshift" | "rshift" | "comment" | "quote",
         ) => return false,
         _ => return true,
     };

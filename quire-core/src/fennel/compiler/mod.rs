@@ -41,12 +41,7 @@ pub struct CompileOptions {
 /// The compiler recurses once per nesting level, and a level can take tens of
 /// KiB of stack in unoptimised builds, so it runs on its own thread with a
 /// generous stack; nesting is also capped at [`MAX_NESTING`].
-pub fn compile(
-    forms: &[Form],
-    source: &Arc<str>,
-    file: &str,
-    options: &CompileOptions,
-) -> Result<String, FennelError> {
+pub fn compile(forms: &[Form], source: &Arc<str>, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
     let run = || {
         let mut compiler = Compiler::new(source, file, options);
         compiler.chunk(forms)?;
@@ -58,9 +53,7 @@ pub fn compile(
             .stack_size(COMPILER_STACK_BYTES)
             .spawn_scoped(scope, run);
         match thread {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             // No thread to be had: compile here, with the caller's stack.
             Err(_) => run(),
         }
@@ -164,11 +157,7 @@ impl Expr {
 
 /// Lua code for a list of expressions, e.g. call arguments.
 fn join_exprs(exprs: &[Expr]) -> String {
-    exprs
-        .iter()
-        .map(|e| e.code.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    exprs.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 struct Helper {
@@ -247,10 +236,7 @@ impl<'a> Compiler<'a> {
             // On line 1, before everything: a program can't shadow `table` yet.
             let names: Vec<&str> = used.iter().map(|h| h.lua_name.as_str()).collect();
             let values: Vec<&str> = used.iter().map(|h| h.value).collect();
-            code.insert_str(
-                0,
-                &format!("local {} = {} ", names.join(", "), values.join(", ")),
-            );
+            code.insert_str(0, &format!("local {} = {} ", names.join(", "), values.join(", ")));
         }
         emit::resolve_lines(&code)
     }
@@ -434,13 +420,7 @@ impl<'a> Compiler<'a> {
         let mut results: Vec<Expr> = Vec::with_capacity(forms.len());
         for (i, form) in forms.iter().enumerate() {
             let all = last_all && i + 1 == forms.len();
-            let (exprs, pre) = self.capture(|c| {
-                if all {
-                    c.exprs(form)
-                } else {
-                    Ok(vec![c.expr(form)?])
-                }
-            })?;
+            let (exprs, pre) = self.capture(|c| if all { c.exprs(form) } else { Ok(vec![c.expr(form)?]) })?;
             if !pre.is_empty() {
                 let line = self.line(form.span);
                 for r in results.iter_mut() {
@@ -469,10 +449,7 @@ impl<'a> Compiler<'a> {
                 }
             }
             Dest::Return => {
-                let code = if self.function_depth == 0
-                    && exprs.len() == 1
-                    && exprs[0].kind == Kind::Call
-                {
+                let code = if self.function_depth == 0 && exprs.len() == 1 && exprs[0].kind == Kind::Call {
                     // The chunk's value: no tail call, so the chunk stays in tracebacks.
                     format!("return {}", exprs[0].single())
                 } else if exprs.is_empty() {
@@ -541,11 +518,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Compile inside a new Lua function scope.
-    fn in_function<T>(
-        &mut self,
-        vararg: bool,
-        f: impl FnOnce(&mut Self) -> Result<T>,
-    ) -> Result<T> {
+    fn in_function<T>(&mut self, vararg: bool, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.scope.push_function(vararg);
         self.function_depth += 1;
         let result = f(self);
@@ -584,10 +557,7 @@ impl<'a> Compiler<'a> {
         if let Some(parts) = split_multisym(name) {
             let mut expr = self.symbol(parts[0], span)?;
             for key in &parts[1..] {
-                expr = Expr::new(
-                    emit::index_by_string(&expr.prefix(), key.as_bytes()),
-                    Kind::Index,
-                );
+                expr = Expr::new(emit::index_by_string(&expr.prefix(), key.as_bytes()), Kind::Index);
             }
             return Ok(expr);
         }
@@ -623,41 +593,25 @@ impl<'a> Compiler<'a> {
         // `values` may add expressions beyond the items; keep them.
         let extra = exprs.iter().skip(items.len()).map(|e| e.code.clone());
         let all: Vec<String> = marked.into_iter().chain(extra).collect();
-        Ok(Expr::new(
-            format!("{{{}}}", all.join(", ")),
-            Kind::Constructor,
-        ))
+        Ok(Expr::new(format!("{{{}}}", all.join(", ")), Kind::Constructor))
     }
 
     fn table(&mut self, pairs: &[(Form, Form)]) -> Result<Expr> {
-        let flat: Vec<Form> = pairs
-            .iter()
-            .flat_map(|(k, v)| [k.clone(), v.clone()])
-            .collect();
+        let flat: Vec<Form> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
         let exprs = self.exprs_in_order(&flat, false)?;
         let mut fields = Vec::with_capacity(pairs.len());
         for ((key_form, value_form), kv) in pairs.iter().zip(exprs.chunks(2)) {
             let value = &kv[1];
             let mark = line_mark(self.line(value_form.span));
             let field = match &key_form.kind {
-                FormKind::Str(bytes)
-                    if std::str::from_utf8(bytes).is_ok_and(emit::is_lua_identifier) =>
-                {
-                    format!(
-                        "{}{} = {}",
-                        mark,
-                        String::from_utf8_lossy(bytes),
-                        value.code
-                    )
+                FormKind::Str(bytes) if std::str::from_utf8(bytes).is_ok_and(emit::is_lua_identifier) => {
+                    format!("{}{} = {}", mark, String::from_utf8_lossy(bytes), value.code)
                 }
                 _ => format!("{}[{}] = {}", mark, kv[0].code, value.code),
             };
             fields.push(field);
         }
-        Ok(Expr::new(
-            format!("{{{}}}", fields.join(", ")),
-            Kind::Constructor,
-        ))
+        Ok(Expr::new(format!("{{{}}}", fields.join(", ")), Kind::Constructor))
     }
 
     fn list(&mut self, form: &Form, items: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
@@ -682,23 +636,12 @@ impl<'a> Compiler<'a> {
         let mut exprs = self.exprs_in_order(&forms, true)?;
         let callee = exprs.remove(0);
         let line = self.line(form.span);
-        let code = format!(
-            "{}{}({})",
-            line_mark(line),
-            callee.prefix(),
-            join_exprs(&exprs)
-        );
+        let code = format!("{}{}({})", line_mark(line), callee.prefix(), join_exprs(&exprs));
         Ok(self.deliver(vec![Expr::new(code, Kind::Call)], dest, Some(line)))
     }
 
     /// `(: object method args…)` and `(object:method args…)`.
-    fn method_call(
-        &mut self,
-        form: &Form,
-        object: &Form,
-        method: &Form,
-        args: &[Form],
-    ) -> Result<Expr> {
+    fn method_call(&mut self, form: &Form, object: &Form, method: &Form, args: &[Form]) -> Result<Expr> {
         let line = self.line(form.span);
         let mut forms = vec![object.clone(), method.clone()];
         forms.extend_from_slice(args);

@@ -25,13 +25,7 @@ struct Clause {
 }
 
 impl Compiler<'_> {
-    pub(super) fn match_form(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-        pins: bool,
-    ) -> Result<Vec<Expr>> {
+    pub(super) fn match_form(&mut self, form: &Form, args: &[Form], dest: &Dest, pins: bool) -> Result<Vec<Expr>> {
         let what = if pins { "match" } else { "case" };
         let Some((value, clauses)) = args.split_first() else {
             return Err(self.error(
@@ -41,10 +35,7 @@ impl Compiler<'_> {
         };
         if clauses.len() % 2 != 0 {
             let last = clauses.last().unwrap_or(form);
-            return Err(self.error(
-                last.span,
-                format!("expected a body for this {what} pattern"),
-            ));
+            return Err(self.error(last.span, format!("expected a body for this {what} pattern")));
         }
         let clauses: Vec<(&Form, &Form)> = clauses.chunks(2).map(|c| (&c[0], &c[1])).collect();
         let mut expanded = Vec::new();
@@ -236,23 +227,14 @@ impl Compiler<'_> {
         match &pattern.kind {
             FormKind::Seq(_) | FormKind::Table(_) => {
                 let temp = self.scope.temp("m");
-                self.emit(
-                    self.line(pattern.span),
-                    &format!("local {temp} = {element}"),
-                );
+                self.emit(self.line(pattern.span), &format!("local {temp} = {element}"));
                 self.pattern(pattern, &temp, clause)
             }
             _ => self.pattern(pattern, element, clause),
         }
     }
 
-    fn symbol_pattern(
-        &mut self,
-        at: &Form,
-        name: &str,
-        value: &str,
-        clause: &mut Clause,
-    ) -> Result<()> {
+    fn symbol_pattern(&mut self, at: &Form, name: &str, value: &str, clause: &mut Clause) -> Result<()> {
         let line = self.line(at.span);
         if let Some(lua) = clause.bound.get(name) {
             let test = format!("{value} == {lua}");

@@ -105,11 +105,7 @@ impl Scope {
 
     /// Whether `...` may be used here (the innermost function takes varargs).
     pub fn has_varargs(&self) -> bool {
-        self.frames
-            .iter()
-            .rev()
-            .find(|f| f.function)
-            .is_some_and(|f| f.vararg)
+        self.frames.iter().rev().find(|f| f.function).is_some_and(|f| f.vararg)
     }
 
     /// Declare a Fennel local and return its Lua name.
@@ -134,10 +130,7 @@ impl Scope {
     /// The alias doesn't own the Lua name, so a later local of the same
     /// Fennel name gets a new Lua name instead of shadowing the original.
     pub fn alias(&mut self, name: &str, lua: &str) {
-        let frame = self
-            .frames
-            .last_mut()
-            .expect("the chunk frame is never popped");
+        let frame = self.frames.last_mut().expect("the chunk frame is never popped");
         frame.order.push((name.to_string(), false));
         let local = Local {
             lua: lua.to_string(),
@@ -162,13 +155,8 @@ impl Scope {
     }
 
     fn bind(&mut self, name: &str, local: Local) {
-        let frame = self
-            .frames
-            .last_mut()
-            .expect("the chunk frame is never popped");
-        frame
-            .order
-            .push((name.to_string(), name.starts_with('\u{0}')));
+        let frame = self.frames.last_mut().expect("the chunk frame is never popped");
+        frame.order.push((name.to_string(), name.starts_with('\u{0}')));
         frame.lua_names.insert(local.lua.clone(), name.to_string());
         frame.locals.insert(name.to_string(), local);
     }

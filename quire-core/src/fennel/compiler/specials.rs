@@ -4,9 +4,7 @@
 
 use super::destructure::Binding;
 use super::emit;
-use super::{
-    Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym,
-};
+use super::{Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
 
 /// Every name the compiler handles itself (a local of the same name wins).
 pub(super) const SPECIALS: &[&str] = &[
@@ -109,22 +107,12 @@ fn arith(name: &str) -> Option<Arith> {
         "rshift" => (">>", None, None),
         _ => return None,
     };
-    Some(Arith {
-        op,
-        empty,
-        unary_left,
-    })
+    Some(Arith { op, empty, unary_left })
 }
 
 impl Compiler<'_> {
     /// Compile `form` if its head names a special form; `None` if it doesn't.
-    pub(super) fn special(
-        &mut self,
-        name: &str,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-    ) -> Result<Option<Vec<Expr>>> {
+    pub(super) fn special(&mut self, name: &str, form: &Form, args: &[Form], dest: &Dest) -> Result<Option<Vec<Expr>>> {
         let line = self.line(form.span);
         let result = match name {
             "fn" => self.function(form, args, dest, false)?,
@@ -236,17 +224,11 @@ impl Compiler<'_> {
                 let expr = self.quoted(quoted)?;
                 self.deliver(vec![expr], dest, Some(line))
             }
-            "macro" | "macros" | "import-macros" | "require-macros" | "eval-compiler"
-            | "macrodebug" => {
-                return Err(self.error(
-                    form.span,
-                    format!("user macros are not supported yet ({name})"),
-                ));
+            "macro" | "macros" | "import-macros" | "require-macros" | "eval-compiler" | "macrodebug" => {
+                return Err(self.error(form.span, format!("user macros are not supported yet ({name})")));
             }
             "unquote" => {
-                return Err(
-                    self.error(form.span, "unquote (,) is only allowed inside a quasiquote")
-                );
+                return Err(self.error(form.span, "unquote (,) is only allowed inside a quasiquote"));
             }
             _ => {
                 let Some(op) = arith(name) else {
@@ -265,33 +247,23 @@ impl Compiler<'_> {
     fn operator_chain(&mut self, args: &[Form], op: &str) -> Result<Expr> {
         let exprs = self.exprs_in_order(args, false)?;
         let parts: Vec<String> = exprs.iter().map(|e| e.code.clone()).collect();
-        Ok(Expr::new(
-            format!("({})", parts.join(&format!(" {op} "))),
-            Kind::Paren,
-        ))
+        Ok(Expr::new(format!("({})", parts.join(&format!(" {op} "))), Kind::Paren))
     }
 
     fn arithmetic(&mut self, form: &Form, args: &[Form], name: &str, op: &Arith) -> Result<Expr> {
         match args {
             [] => match op.empty {
                 Some(value) => Ok(Expr::new(value, Kind::Literal)),
-                None => Err(self.error(
-                    form.span,
-                    format!("expected at least one argument to {name}"),
-                )),
+                None => Err(self.error(form.span, format!("expected at least one argument to {name}"))),
             },
             [operand] => {
                 let e = self.expr(operand)?;
                 match (op.unary_left, name) {
                     (Some(""), _) => Ok(Expr::new(format!("(- {})", e.code), Kind::Paren)),
-                    (Some(left), _) => Ok(Expr::new(
-                        format!("({left} {} {})", op.op, e.code),
-                        Kind::Paren,
-                    )),
-                    (None, "%" | "^" | "lshift" | "rshift") => Err(self.error(
-                        form.span,
-                        format!("expected at least two arguments to {name}"),
-                    )),
+                    (Some(left), _) => Ok(Expr::new(format!("({left} {} {})", op.op, e.code), Kind::Paren)),
+                    (None, "%" | "^" | "lshift" | "rshift") => {
+                        Err(self.error(form.span, format!("expected at least two arguments to {name}")))
+                    }
                     (None, _) => Ok(Expr::new(format!("({})", e.code), Kind::Paren)),
                 }
             }
@@ -307,10 +279,7 @@ impl Compiler<'_> {
             other => other,
         };
         if args.is_empty() {
-            return Err(self.error(
-                form.span,
-                format!("expected at least one argument to {name}"),
-            ));
+            return Err(self.error(form.span, format!("expected at least one argument to {name}")));
         }
         let mut exprs = self.exprs_in_order(args, false)?;
         if exprs.len() == 1 {
@@ -429,19 +398,13 @@ impl Compiler<'_> {
 
     fn tset(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         if args.len() < 3 {
-            return Err(self.error(
-                form.span,
-                "expected a table, keys and a value: (tset t k v)",
-            ));
+            return Err(self.error(form.span, "expected a table, keys and a value: (tset t k v)"));
         }
         let line = self.line(form.span);
         let exprs = self.exprs_in_order(args, false)?;
         // One expression per argument, so there are at least three.
         let Some((value, [table, keys @ ..])) = exprs.split_last() else {
-            return Err(self.error(
-                form.span,
-                "expected a table, keys and a value: (tset t k v)",
-            ));
+            return Err(self.error(form.span, "expected a table, keys and a value: (tset t k v)"));
         };
         let mut target = table.prefix();
         for (key, key_form) in keys.iter().zip(&args[1..]) {
@@ -462,10 +425,7 @@ impl Compiler<'_> {
 
     fn pick_values(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((count, rest)) = args.split_first() else {
-            return Err(self.error(
-                form.span,
-                "expected a count and values: (pick-values n ...)",
-            ));
+            return Err(self.error(form.span, "expected a count and values: (pick-values n ...)"));
         };
         let FormKind::Int(n @ 0..=200) = count.kind else {
             return Err(self.error(count.span, "expected a literal count from 0 to 200"));
@@ -483,11 +443,7 @@ impl Compiler<'_> {
             join_exprs(&exprs)
         };
         self.emit(line, &format!("local {} = {values}", names.join(", ")));
-        Ok(self.deliver(
-            names.into_iter().map(Expr::name).collect(),
-            dest,
-            Some(line),
-        ))
+        Ok(self.deliver(names.into_iter().map(Expr::name).collect(), dest, Some(line)))
     }
 
     fn quoted(&mut self, form: &Form) -> Result<Expr> {
@@ -501,10 +457,7 @@ impl Compiler<'_> {
                     .iter()
                     .map(|i| self.quoted(i).map(|e| e.code))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Expr::new(
-                    format!("{{{}}}", parts.join(", ")),
-                    Kind::Constructor,
-                ))
+                Ok(Expr::new(format!("{{{}}}", parts.join(", ")), Kind::Constructor))
             }
             FormKind::Table(pairs) => {
                 let mut parts = Vec::new();
@@ -512,10 +465,7 @@ impl Compiler<'_> {
                     let (k, v) = (self.quoted(k)?, self.quoted(v)?);
                     parts.push(format!("[{}] = {}", k.code, v.code));
                 }
-                Ok(Expr::new(
-                    format!("{{{}}}", parts.join(", ")),
-                    Kind::Constructor,
-                ))
+                Ok(Expr::new(format!("{{{}}}", parts.join(", ")), Kind::Constructor))
             }
             _ => self.expr(form),
         }
@@ -525,20 +475,14 @@ impl Compiler<'_> {
 
     fn if_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         if args.is_empty() {
-            return Err(self.error(
-                form.span,
-                "expected a condition and a body: (if cond then else)",
-            ));
+            return Err(self.error(form.span, "expected a condition and a body: (if cond then else)"));
         }
         self.statement_value(form, dest, |c, dest| c.if_chain(form, args, dest))
     }
 
     fn when_form(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
         let Some((condition, body)) = args.split_first() else {
-            return Err(self.error(
-                form.span,
-                "expected a condition and a body: (when cond ...)",
-            ));
+            return Err(self.error(form.span, "expected a condition and a body: (when cond ...)"));
         };
         self.statement_value(form, dest, |c, dest| {
             let line = c.line(form.span);
@@ -619,16 +563,10 @@ impl Compiler<'_> {
             ));
         };
         let FormKind::Seq(pairs) = &bindings.kind else {
-            return Err(self.error(
-                bindings.span,
-                "expected a binding sequence: (let [name value] ...)",
-            ));
+            return Err(self.error(bindings.span, "expected a binding sequence: (let [name value] ...)"));
         };
         if pairs.len() % 2 != 0 {
-            return Err(self.error(
-                bindings.span,
-                "expected an even number of forms: names and values",
-            ));
+            return Err(self.error(bindings.span, "expected an even number of forms: names and values"));
         }
         let line = self.line(form.span);
         self.statement_value(form, dest, |c, dest| {
@@ -644,13 +582,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn local_form(
-        &mut self,
-        form: &Form,
-        args: &[Form],
-        dest: &Dest,
-        mutable: bool,
-    ) -> Result<Vec<Expr>> {
+    fn local_form(&mut self, form: &Form, args: &[Form], dest: &Dest, mutable: bool) -> Result<Vec<Expr>> {
         if matches!(dest, Dest::Values(_) | Dest::Assign(_)) {
             return Err(self.error(form.span, "can't introduce local here"));
         }
@@ -667,9 +599,7 @@ impl Compiler<'_> {
         };
         let line = self.line(form.span);
         match &target.kind {
-            FormKind::Sym(name)
-                if split_multisym(name).is_none() && split_method(name).is_none() =>
-            {
+            FormKind::Sym(name) if split_multisym(name).is_none() && split_method(name).is_none() => {
                 let lua = self.settable_local(name, target)?;
                 self.compile(value, &Dest::Assign(vec![lua]))?;
             }
@@ -681,9 +611,7 @@ impl Compiler<'_> {
             FormKind::List(items) if items.first().is_some_and(|h| h.is_sym(".")) => {
                 let place = self.dot(target, &items[1..])?;
                 if place.kind != Kind::Index {
-                    return Err(
-                        self.error(target.span, "expected a table and keys: (set (. t k) v)")
-                    );
+                    return Err(self.error(target.span, "expected a table and keys: (set (. t k) v)"));
                 }
                 let value = self.expr(value)?;
                 self.emit(line, &format!("{} = {}", place.code, value.code));

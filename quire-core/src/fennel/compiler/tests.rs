@@ -57,10 +57,7 @@ fn run(source: &str) -> String {
     .exec()
     .expect("prelude");
     let result = lua.load(&code).set_name("@test.fnl").exec();
-    let printed: String = lua
-        .load("table.concat(__out, '\\n')")
-        .eval()
-        .expect("output");
+    let printed: String = lua.load("table.concat(__out, '\\n')").eval().expect("output");
     match result {
         Ok(()) => printed,
         Err(e) => format!("{printed}error: {e}\n--- lua ---\n{code}"),
@@ -99,10 +96,7 @@ fn literals() {
         "(print math.mininteger (= -9223372036854775808 math.mininteger))",
         "-9223372036854775808\ttrue",
     );
-    check(
-        "(print (length \"h\\195\\169\") \"tab\\tq\\\"\")",
-        "3\ttab\tq\"",
-    );
+    check("(print (length \"h\\195\\169\") \"tab\\tq\\\"\")", "3\ttab\tq\"");
 }
 
 #[test]
@@ -152,10 +146,7 @@ fn shadowing() {
         "(local x 1) (let [x (+ x 1)] (let [x (* x 10)] (print x)) (print x)) (print x)",
         "20\n2\n1",
     );
-    check(
-        "(local print-it print) (let [print 5] (print-it print))",
-        "5",
-    );
+    check("(local print-it print) (let [print 5] (print-it print))", "5");
 }
 
 #[test]
@@ -163,14 +154,8 @@ fn unknown_identifiers_are_compile_errors() {
     let e = compile_error("(local known 1)\n(print known)\n(print undefined-thing)");
     assert_eq!(e.message, "unknown identifier: undefined-thing");
     assert_eq!((e.line, e.column), (3, 8));
-    assert_eq!(
-        compile_error("(print nope.field)").message,
-        "unknown identifier: nope"
-    );
-    assert_eq!(
-        compile_error("(fn [] (nope))").message,
-        "unknown identifier: nope"
-    );
+    assert_eq!(compile_error("(print nope.field)").message, "unknown identifier: nope");
+    assert_eq!(compile_error("(fn [] (nope))").message, "unknown identifier: nope");
 }
 
 #[test]
@@ -183,10 +168,7 @@ fn multisyms_and_methods() {
         "(local o {:n 2}) (fn o.get [self k] (. self k)) (print (o:get :n) (: o :get :n))",
         "2\t2",
     );
-    check(
-        "(local o {:v 3}) (fn o:twice [] (* 2 self.v)) (print (o:twice))",
-        "6",
-    );
+    check("(local o {:v 3}) (fn o:twice [] (* 2 self.v)) (print (o:twice))", "6");
     check("(print (: \"abc\" :upper) (: :x :rep 3))", "ABC\txxx");
     check(
         "(local o {:my-m (fn [self x] x)}) (print (o:my-m 7) (: o :my-m 8))",
@@ -208,15 +190,9 @@ fn functions() {
         "(fn doc [] \"doc\" 5) (fn only [] \"only\") (print (doc) (only))",
         "5\tonly",
     );
-    check(
-        "(fn f [...] (select :# ...)) (print (f) (f nil nil))",
-        "0\t2",
-    );
+    check("(fn f [...] (select :# ...)) (print (f) (f nil nil))", "0\t2");
     check("(fn f [a & rest] (length rest)) (print (f 1 2 3))", "2");
-    check(
-        "(fn f [[a b] {: c}] (+ a b c)) (print (f [1 2] {:c 3}))",
-        "6",
-    );
+    check("(fn f [[a b] {: c}] (+ a b c)) (print (f [1 2] {:c 3}))", "6");
     check("(fn none []) (print (select :# (none)))", "0");
     check("(local v (fn named [] 1)) (print (v) (named))", "1\t1");
 }
@@ -251,10 +227,7 @@ fn varargs_outside_a_vararg_function_is_an_error() {
 #[test]
 fn local_var_set() {
     check("(var x 1) (set x (+ x 1)) (print x)", "2");
-    check(
-        "(var (a b) (values 1 2)) (set (a b) (values b a)) (print a b)",
-        "2\t1",
-    );
+    check("(var (a b) (values 1 2)) (set (a b) (values b a)) (print a b)", "2\t1");
     check(
         "(local t {:in {}}) (set t.x 1) (set t.in.y 2) (set (. t :z) 3) (print t.x t.in.y t.z)",
         "1\t2\t3",
@@ -274,14 +247,8 @@ fn set_errors() {
     let e = compile_error("(var declared 1)\n(set declared 2)\n(set undeclared 3)");
     assert_eq!(e.message, "expected local undeclared");
     assert_eq!((e.line, e.column), (3, 6));
-    assert_eq!(
-        compile_error("(local x 1) (set x 2)").message,
-        "expected var x"
-    );
-    assert_eq!(
-        compile_error("(set print 2)").message,
-        "expected local print"
-    );
+    assert_eq!(compile_error("(local x 1) (set x 2)").message, "expected var x");
+    assert_eq!(compile_error("(set print 2)").message, "expected local print");
 }
 
 #[test]
@@ -301,10 +268,7 @@ fn local_errors() {
 
 #[test]
 fn destructuring() {
-    check(
-        "(local [a b & r] [1 2 3 4]) (print a b (length r))",
-        "1\t2\t2",
-    );
+    check("(local [a b & r] [1 2 3 4]) (print a b (length r))", "1\t2\t2");
     check(
         "(local {: x :y why &as all} {:x 1 :y 2}) (print x why all.x)",
         "1\t2\t1",
@@ -313,14 +277,8 @@ fn destructuring() {
         "(let [[a [b c]] [1 [2 3]] {:k {:n n}} {:k {:n 4}}] (print a b c n))",
         "1\t2\t3\t4",
     );
-    check(
-        "(local [x y &as whole] [5 6]) (print x y (length whole))",
-        "5\t6\t2",
-    );
-    check(
-        "(local (a [b c]) (values 1 [2 3])) (print a b c)",
-        "1\t2\t3",
-    );
+    check("(local [x y &as whole] [5 6]) (print x y (length whole))", "5\t6\t2");
+    check("(local (a [b c]) (values 1 [2 3])) (print a b c)", "1\t2\t3");
     check("(local x [1 2]) (let [[x y] x] (print x y))", "1\t2");
     check("(var a 0) (var b 0) (set [a b] [3 4]) (print a b)", "3\t4");
 }
@@ -331,29 +289,19 @@ fn let_blocks() {
     check("(print (let [a 1] (+ a 1)))", "2");
     check("(print (let [a 1] (values a 2)))", "1\t2");
     assert!(compile_error("(let [a] a)").message.contains("even"));
-    assert!(
-        compile_error("(let a a)")
-            .message
-            .contains("binding sequence")
-    );
+    assert!(compile_error("(let a a)").message.contains("binding sequence"));
 }
 
 // ---- branches --------------------------------------------------------------------
 
 #[test]
 fn if_when_do() {
-    check(
-        "(print (if true 1 2) (if false 1) (if false 1 false 2 3))",
-        "1\tnil\t3",
-    );
+    check("(print (if true 1 2) (if false 1) (if false 1 false 2 3))", "1\tnil\t3");
     check(
         "(fn f [n] (if (< n 0) :neg (= n 0) :zero :pos)) (print (f -1) (f 0) (f 1))",
         "neg\tzero\tpos",
     );
-    check(
-        "(print (when true (print :side) :r) (when false :x))",
-        "side\nr\tnil",
-    );
+    check("(print (when true (print :side) :r) (when false :x))", "side\nr\tnil");
     check("(print (do 1 2 3))", "3");
     check("(fn f [] (when false 1)) (print (f))", "nil");
     // A condition that needs statements of its own.
@@ -380,24 +328,15 @@ fn and_or_not() {
         "(print (and 1 2) (and false 2) (or nil 3) (or false nil) (not nil) (and) (or))",
         "2\tfalse\t3\tnil\ttrue\ttrue\tfalse",
     );
-    check(
-        "(var n 0) (print (or true (do (set n 1) false)) n)",
-        "true\t0",
-    );
-    check(
-        "(var n 0) (print (and false (let [x 1] (set n x) x)) n)",
-        "false\t0",
-    );
+    check("(var n 0) (print (or true (do (set n 1) false)) n)", "true\t0");
+    check("(var n 0) (print (and false (let [x 1] (set n x) x)) n)", "false\t0");
 }
 
 // ---- operators -------------------------------------------------------------------
 
 #[test]
 fn arithmetic() {
-    check(
-        "(print (+) (+ 5) (+ 1 2 3) (*) (* 3) (* 2 3 4))",
-        "0\t5\t6\t1\t3\t24",
-    );
+    check("(print (+) (+ 5) (+ 1 2 3) (*) (* 3) (* 2 3 4))", "0\t5\t6\t1\t3\t24");
     check(
         "(print (- 10 1 2) (- 7) (- -7) (/ 100 2 5) (/ 2) (// 17 5 2) (% -7 3) (^ 2 10))",
         "7\t-7\t7\t10.0\t0.5\t1\t2\t1024.0",
@@ -412,18 +351,12 @@ fn comparisons() {
         "(print (< 1 2 3) (< 1 3 2) (= 1 1 1) (not= 1 2) (>= 3 3 1) (<= 1 1 0) (> 3 2))",
         "true\tfalse\ttrue\ttrue\ttrue\tfalse\ttrue",
     );
-    check(
-        "(var n 0) (fn f [] (set n (+ n 1)) n) (print (< 0 (f) 2) n)",
-        "true\t1",
-    );
+    check("(var n 0) (fn f [] (set n (+ n 1)) n) (print (< 0 (f) 2) n)", "true\t1");
 }
 
 #[test]
 fn strings_length_bitwise() {
-    check(
-        "(print (.. :a :b 1) (..) (length \"abc\") (# [1 2]))",
-        "ab1\t\t3\t2",
-    );
+    check("(print (.. :a :b 1) (..) (length \"abc\") (# [1 2]))", "ab1\t\t3\t2");
     check(
         "(print (band 12 10) (bor 12 10) (bxor 12 10) (bnot 0) (lshift 1 8) (rshift 256 4))",
         "8\t14\t6\t-1\t256\t16",
@@ -460,16 +393,10 @@ fn loops() {
     check("(for [i 1 10 &until (> i 2)] (print i))", "1\n2");
     check("(each [i v (ipairs [:a :b])] (print i v))", "1\ta\n2\tb");
     check("(each [_ [a b] (ipairs [[1 2]])] (print a b))", "1\t2");
-    check(
-        "(each [_ v (ipairs [1 2 3]) &until (= v 2)] (print v))",
-        "1",
-    );
+    check("(each [_ v (ipairs [1 2 3]) &until (= v 2)] (print v))", "1");
     check("(var i 0) (while (< i 3) (set i (+ i 1))) (print i)", "3");
     check("(fn f [] (each [_ x (ipairs [])] x)) (print (select :# (f)) (f))", "0");
-    check(
-        "(var i 0) (while (let [x i] (< x 2)) (set i (+ i 1))) (print i)",
-        "2",
-    );
+    check("(var i 0) (while (let [x i] (< x 2)) (set i (+ i 1))) (print i)", "2");
 }
 
 #[test]
@@ -490,19 +417,10 @@ fn collecting_loops() {
         "(local b [1]) (icollect [_ v (ipairs [2 3]) &into b] v) (print (table.concat b))",
         "123",
     );
-    check(
-        "(print (table.concat (fcollect [i 1 5 2] i) \" \"))",
-        "1 3 5",
-    );
-    check(
-        "(print (accumulate [s 0 _ n (ipairs [1 2 3])] (+ s n)))",
-        "6",
-    );
+    check("(print (table.concat (fcollect [i 1 5 2] i) \" \"))", "1 3 5");
+    check("(print (accumulate [s 0 _ n (ipairs [1 2 3])] (+ s n)))", "6");
     check("(print (faccumulate [p 1 i 1 5] (* p i)))", "120");
-    check(
-        "(print (accumulate [s 0 _ n (ipairs [1 2])] (let [s (+ s n)] s)))",
-        "3",
-    );
+    check("(print (accumulate [s 0 _ n (ipairs [1 2])] (let [s (+ s n)] s)))", "3");
     // The accumulator's name is not visible after the loop.
     assert!(
         compile_error("(accumulate [s 0 _ n (ipairs [])] s) (print s)")
@@ -515,10 +433,7 @@ fn collecting_loops() {
 
 #[test]
 fn match_and_case() {
-    check(
-        "(print (match 2 1 :one 2 :two _ :other) (match 9 1 :one))",
-        "two\tnil",
-    );
+    check("(print (match 2 1 :one 2 :two _ :other) (match 9 1 :one))", "two\tnil");
     check(
         "(fn f [x] (case x [a b] (+ a b) {: k} k _ :no)) (print (f [1 2]) (f {:k 3}) (f 4))",
         "3\t3\tno",
@@ -548,10 +463,7 @@ fn match_guards_or_and_multiple_values() {
         "weekend\tweek",
     );
     check("(print (match (values 1 2) (1 3) :no (1 2) :yes))", "yes");
-    check(
-        "(fn f [] (values nil :err)) (print (case (f) (nil e) e))",
-        "err",
-    );
+    check("(fn f [] (values nil :err)) (print (case (f) (nil e) e))", "err");
     check("(var out nil) (case [1] [x] (set out x)) (print out)", "1");
 }
 
@@ -583,10 +495,7 @@ fn threading_doto_partial() {
 #[test]
 fn comment_and_quote() {
     check("(comment (print :never)) (print (comment x))", "nil");
-    check(
-        "(local q (quote [1 {:a 2}])) (print (. q 1) (. q 2 :a))",
-        "1\t2",
-    );
+    check("(local q (quote [1 {:a 2}])) (print (. q 1) (. q 2 :a))", "1\t2");
 }
 
 #[test]
@@ -616,10 +525,7 @@ fn corpus_compile_errors() {
         ("expected a function, macro, or special to call", 2)
     );
     let e = compile_error("(print \"before\")\n(fn)");
-    assert_eq!(
-        (e.message.as_str(), e.line),
-        ("expected parameters table", 2)
-    );
+    assert_eq!((e.message.as_str(), e.line), ("expected parameters table", 2));
     let e = compile_error("(fn collect-all [first & more last]\n  (print first more last))");
     assert_eq!(
         (e.message.as_str(), e.line),
@@ -738,21 +644,14 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         // Deep enough for the compiler's limit, shallow enough for the reader's.
         let levels = open.matches(['(', '[', '{']).count();
         let depth = 999 / levels;
-        let source = format!(
-            "(local f print) {}1{}",
-            open.repeat(depth),
-            close.repeat(depth)
-        );
+        let source = format!("(local f print) {}1{}", open.repeat(depth), close.repeat(depth));
         let result = std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(move || lua_of(&source).err().map(|e| e.message))
             .expect("thread")
             .join()
             .unwrap_or_else(|_| panic!("compiling nested {open}…{close} panicked"));
-        assert!(
-            result.is_some_and(|m| m.contains("nested too deeply")),
-            "{open}"
-        );
+        assert!(result.is_some_and(|m| m.contains("nested too deeply")), "{open}");
     }
 }
 
@@ -771,8 +670,7 @@ fn runtime_errors_name_the_fennel_line() {
 
 #[test]
 fn statements_start_on_their_fennel_line() {
-    let source =
-        "(local a 1)\n(local b\n  {:x 1\n   :y (+ a 2)})\n\n\n(print a b.y)\n(print\n  (. b :x))";
+    let source = "(local a 1)\n(local b\n  {:x 1\n   :y (+ a 2)})\n\n\n(print a b.y)\n(print\n  (. b :x))";
     let code = lua_of(source).unwrap();
     let lines: Vec<&str> = code.lines().collect();
     assert!(lines[0].starts_with("local a = 1"), "{code}");
@@ -855,9 +753,7 @@ fn every_special_with_odd_arguments_never_panics() {
             let form = format!("({name} {args})");
             // Every shape in statement position; a sample in the other contexts.
             let count = if i % 7 == 0 { contexts.len() } else { 1 };
-            contexts[..count]
-                .iter()
-                .map(move |c| c.replace("{}", &form))
+            contexts[..count].iter().map(move |c| c.replace("{}", &form))
         });
         for form in sources {
             let source = format!("(local x 1) (var a {{:b 1}})\n{form}");
@@ -865,8 +761,7 @@ fn every_special_with_odd_arguments_never_panics() {
             let Ok(forms) = read_all(&source_arc, "t.fnl") else {
                 continue;
             };
-            let result =
-                std::panic::catch_unwind(|| compile(&forms, &source_arc, "t.fnl", &options()));
+            let result = std::panic::catch_unwind(|| compile(&forms, &source_arc, "t.fnl", &options()));
             let Ok(result) = result else {
                 panic!("panicked on {source}")
             };

@@ -98,18 +98,7 @@ fn is_symbol_byte(b: u8) -> bool {
         && b != 0x7f
         && !matches!(
             b,
-            b'(' | b')'
-                | b'['
-                | b']'
-                | b'{'
-                | b'}'
-                | b'"'
-                | b'\''
-                | b'`'
-                | b','
-                | b';'
-                | b'~'
-                | b'@'
+            b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b'\'' | b'`' | b',' | b';' | b'~' | b'@'
         )
 }
 
@@ -180,10 +169,7 @@ impl Reader<'_> {
                         b'@' => "@".to_string(),
                         _ => format!("\\x{b:02x}"),
                     };
-                    return Err(self.error(
-                        format!("invalid character: {shown}"),
-                        Span::new(start, start + 1),
-                    ));
+                    return Err(self.error(format!("invalid character: {shown}"), Span::new(start, start + 1)));
                 }
             }
         }
@@ -220,9 +206,7 @@ impl Reader<'_> {
     fn push(&mut self, frame: Frame, at: usize) -> Result<(), FennelError> {
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.error(
-                format!(
-                    "nesting too deep: more than {MAX_DEPTH} levels of lists, tables and quotes"
-                ),
+                format!("nesting too deep: more than {MAX_DEPTH} levels of lists, tables and quotes"),
                 Span::new(at, at + 1),
             ));
         }
@@ -279,9 +263,7 @@ impl Reader<'_> {
             format!("expected a form after the {prefix} prefix"),
             Span::new(at, at + 1),
         )
-        .with_help(format!(
-            "write the form right after {prefix}, as in {prefix}x"
-        ))
+        .with_help(format!("write the form right after {prefix}, as in {prefix}x"))
     }
 
     /// A closing delimiter at `at` (already consumed).
@@ -290,19 +272,12 @@ impl Reader<'_> {
         match self.stack.pop() {
             None => Err(self.error(format!("unexpected closing delimiter {closer}"), span)),
             Some(Frame::Prefix { at, .. }) => Err(self.prefix_without_form(at)),
-            Some(Frame::Collection {
-                delim,
-                start,
-                items,
-            }) => {
+            Some(Frame::Collection { delim, start, items }) => {
                 if delim.close() != closer {
                     let (line, column) = super::error::line_column(self.source, start);
                     return Err(self
                         .error(
-                            format!(
-                                "mismatched closing delimiter {closer}, expected {}",
-                                delim.close()
-                            ),
+                            format!("mismatched closing delimiter {closer}, expected {}", delim.close()),
                             span,
                         )
                         .with_help(format!(
@@ -361,9 +336,7 @@ impl Reader<'_> {
             Ok(bytes) => Ok(Form::new(FormKind::Str(bytes), span)),
             Err(bad) => {
                 let raw = excerpt(&self.source[start..end]);
-                Err(self
-                    .error(format!("Invalid string: {raw}"), span)
-                    .with_help(bad.0))
+                Err(self.error(format!("Invalid string: {raw}"), span).with_help(bad.0))
             }
         }
     }
@@ -378,10 +351,7 @@ impl Reader<'_> {
         };
         if b == b'#' && stands_alone {
             // The length operator, as in `(# xs)`.
-            self.deliver(Form::new(
-                FormKind::Sym("#".to_string()),
-                Span::new(at, at + 1),
-            ));
+            self.deliver(Form::new(FormKind::Sym("#".to_string()), Span::new(at, at + 1)));
             return Ok(());
         }
         if stands_alone {
@@ -409,16 +379,12 @@ impl Reader<'_> {
             "nil" => FormKind::Nil,
             "true" => FormKind::Bool(true),
             "false" => FormKind::Bool(false),
-            _ if text.len() > 1 && text.starts_with(':') => {
-                FormKind::Str(text.as_bytes()[1..].to_vec())
-            }
+            _ if text.len() > 1 && text.starts_with(':') => FormKind::Str(text.as_bytes()[1..].to_vec()),
             _ => match number::parse(text) {
                 Some(number::Number::Int(n)) => FormKind::Int(n),
                 Some(number::Number::Float(x)) => FormKind::Float(x),
                 None if number::looks_numeric(text) => {
-                    return Err(
-                        self.error(format!("could not read number \"{}\"", excerpt(text)), span)
-                    );
+                    return Err(self.error(format!("could not read number \"{}\"", excerpt(text)), span));
                 }
                 None => {
                     self.check_symbol(text, span)?;
@@ -433,17 +399,12 @@ impl Reader<'_> {
     fn check_symbol(&self, text: &str, span: Span) -> Result<(), FennelError> {
         if text.starts_with('~') && text != "~=" {
             return Err(self
-                .error(
-                    "invalid character: ~",
-                    Span::new(span.start, span.start + 1),
-                )
+                .error("invalid character: ~", Span::new(span.start, span.start + 1))
                 .with_help("~ only appears in ~= (not equal); bitwise not is bnot"));
         }
         let separator = |b: &u8| *b == b'.' || *b == b':';
         let bytes = text.as_bytes();
-        let doubled = bytes
-            .windows(2)
-            .any(|w| separator(&w[0]) && separator(&w[1]));
+        let doubled = bytes.windows(2).any(|w| separator(&w[0]) && separator(&w[1]));
         let exempt = matches!(text, "..." | ".." | "$..." | "?.");
         if (doubled && !exempt) || (text != ":" && text.ends_with(':')) {
             return Err(self.error(format!("malformed multisym: {}", excerpt(text)), span));
@@ -453,10 +414,7 @@ impl Reader<'_> {
             && bytes[colon + 1..].iter().skip(1).any(separator)
         {
             return Err(self.error(
-                format!(
-                    "method must be last component of multisym: {}",
-                    excerpt(text)
-                ),
+                format!("method must be last component of multisym: {}", excerpt(text)),
                 span,
             ));
         }

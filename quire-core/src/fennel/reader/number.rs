@@ -86,11 +86,7 @@ fn parse_int(s: &[u8]) -> Option<i64> {
         acc
     };
     let value = magnitude as i64;
-    Some(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
+    Some(if negative { value.wrapping_neg() } else { value })
 }
 
 /// Lua 5.4 float syntax (C `strtod` in the C locale, without `inf`/`nan`).
@@ -106,11 +102,7 @@ fn parse_float(s: &[u8]) -> Option<f64> {
 /// Digits with at most one `.` (at least one digit), then an optional exponent
 /// marker followed by an optionally signed decimal exponent. Returns the
 /// mantissa (with the dot) and the exponent digits with their sign.
-fn split_mantissa_exponent(
-    s: &[u8],
-    is_digit: fn(u8) -> bool,
-    markers: [u8; 2],
-) -> Option<(&[u8], Option<&[u8]>)> {
+fn split_mantissa_exponent(s: &[u8], is_digit: fn(u8) -> bool, markers: [u8; 2]) -> Option<(&[u8], Option<&[u8]>)> {
     let (mantissa, exponent) = match s.iter().position(|b| markers.contains(b)) {
         Some(at) => (&s[..at], Some(&s[at + 1..])),
         None => (s, None),
@@ -248,14 +240,8 @@ mod tests {
 
     #[test]
     fn decimal_overflow_becomes_float() {
-        assert_eq!(
-            parse("9223372036854775808"),
-            Some(Float(9223372036854775808.0))
-        );
-        assert_eq!(
-            parse("-9223372036854775809"),
-            Some(Float(-9223372036854775809.0))
-        );
+        assert_eq!(parse("9223372036854775808"), Some(Float(9223372036854775808.0)));
+        assert_eq!(parse("-9223372036854775809"), Some(Float(-9223372036854775809.0)));
         assert_eq!(parse("100000000000000000000"), Some(Float(1e20)));
     }
 
@@ -304,8 +290,8 @@ mod tests {
     #[test]
     fn not_numbers() {
         for text in [
-            "", "-", "+", ".", "..", "...", "-.", "e5", "1e", "1e+", "1.2.3", "2x", "inf", "nan",
-            "-inf", "1..", "0x1p", "0x.p1", "0x.", "1f", "+-1", "--1", "1e5.5", "x1", "1 2", "١",
+            "", "-", "+", ".", "..", "...", "-.", "e5", "1e", "1e+", "1.2.3", "2x", "inf", "nan", "-inf", "1..",
+            "0x1p", "0x.p1", "0x.", "1f", "+-1", "--1", "1e5.5", "x1", "1 2", "١",
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
@@ -323,10 +309,7 @@ mod tests {
         assert_eq!(parse("0x0p0"), Some(Float(0.0)));
         assert_eq!(parse("0x1.fffffffffffffp1023"), Some(Float(f64::MAX)));
         assert_eq!(parse("0x1p1024"), Some(Float(f64::INFINITY)));
-        assert_eq!(
-            parse("0x1p99999999999999999999"),
-            Some(Float(f64::INFINITY))
-        );
+        assert_eq!(parse("0x1p99999999999999999999"), Some(Float(f64::INFINITY)));
         assert_eq!(parse("0x1p-99999999999999999999"), Some(Float(0.0)));
     }
 
@@ -338,10 +321,7 @@ mod tests {
         let up = format!("0x1.00000000000008{}1p0", "0".repeat(40));
         assert_eq!(parse(&up), Some(Float(1.0 + f64::EPSILON)));
         // Halfway with an odd last bit rounds up to even.
-        assert_eq!(
-            parse("0x1.00000000000018p0"),
-            Some(Float(1.0 + 2.0 * f64::EPSILON))
-        );
+        assert_eq!(parse("0x1.00000000000018p0"), Some(Float(1.0 + 2.0 * f64::EPSILON)));
         // The largest finite value plus half an ulp rounds up and overflows.
         assert_eq!(parse("0x1.fffffffffffff8p1023"), Some(Float(f64::INFINITY)));
         // Long mantissas keep their scale.
@@ -358,10 +338,7 @@ mod tests {
         assert_eq!(parse("0x1.8p-1074"), Some(Float(2.0 * min)));
         assert_eq!(parse("0x1p-1076"), Some(Float(0.0)));
         assert_eq!(parse("0x1p-1022"), Some(Float(f64::MIN_POSITIVE)));
-        assert_eq!(
-            parse("0x0.fffffffffffff8p-1022"),
-            Some(Float(f64::MIN_POSITIVE))
-        );
+        assert_eq!(parse("0x0.fffffffffffff8p-1022"), Some(Float(f64::MIN_POSITIVE)));
         assert_eq!(
             parse("0x0.fffffffffffffp-1022"),
             Some(Float(f64::from_bits((1 << 52) - 1)))

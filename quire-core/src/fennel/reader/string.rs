@@ -60,13 +60,9 @@ pub(super) fn decode(body: &str) -> Result<Vec<u8>, BadEscape> {
                 }
             }
             b'x' => {
-                let digits = bytes
-                    .get(i..i + 2)
-                    .filter(|d| d.iter().all(u8::is_ascii_hexdigit));
+                let digits = bytes.get(i..i + 2).filter(|d| d.iter().all(u8::is_ascii_hexdigit));
                 let Some(digits) = digits else {
-                    return Err(BadEscape(
-                        "\\x must be followed by exactly two hex digits".into(),
-                    ));
+                    return Err(BadEscape("\\x must be followed by exactly two hex digits".into()));
                 };
                 out.push(hex(digits[0]) * 16 + hex(digits[1]));
                 i += 2;
@@ -84,9 +80,7 @@ pub(super) fn decode(body: &str) -> Result<Vec<u8>, BadEscape> {
                     }
                 }
                 let Ok(byte) = u8::try_from(value) else {
-                    return Err(BadEscape(format!(
-                        "decimal escape \\{value} is larger than 255"
-                    )));
+                    return Err(BadEscape(format!("decimal escape \\{value} is larger than 255")));
                 };
                 out.push(byte);
             }
@@ -107,8 +101,7 @@ pub(super) fn decode(body: &str) -> Result<Vec<u8>, BadEscape> {
 
 /// `{XXX}` starting at `i` (just after `\u`): the code point and the index past `}`.
 fn unicode_escape(bytes: &[u8], mut i: usize) -> Result<(u32, usize), BadEscape> {
-    let malformed =
-        || BadEscape("\\u must be followed by hex digits in braces, as in \\u{20AC}".into());
+    let malformed = || BadEscape("\\u must be followed by hex digits in braces, as in \\u{20AC}".into());
     if bytes.get(i) != Some(&b'{') {
         return Err(malformed());
     }
@@ -191,10 +184,7 @@ mod tests {
 
     #[test]
     fn single_character_escapes() {
-        assert_eq!(
-            ok(r#"\a\b\f\n\r\t\v\\\"\'"#),
-            b"\x07\x08\x0c\n\r\t\x0b\\\"'"
-        );
+        assert_eq!(ok(r#"\a\b\f\n\r\t\v\\\"\'"#), b"\x07\x08\x0c\n\r\t\x0b\\\"'");
     }
 
     #[test]
@@ -230,14 +220,8 @@ mod tests {
     fn hex_escapes() {
         assert_eq!(ok(r"\x48\x65\x6c\x6C"), b"Hell");
         assert_eq!(ok(r"\xff\x00"), b"\xff\x00");
-        assert_eq!(
-            bad(r"\x4"),
-            "\\x must be followed by exactly two hex digits"
-        );
-        assert_eq!(
-            bad(r"\x4g"),
-            "\\x must be followed by exactly two hex digits"
-        );
+        assert_eq!(bad(r"\x4"), "\\x must be followed by exactly two hex digits");
+        assert_eq!(bad(r"\x4g"), "\\x must be followed by exactly two hex digits");
         assert_eq!(bad(r"\x"), "\\x must be followed by exactly two hex digits");
     }
 
@@ -258,10 +242,7 @@ mod tests {
         assert_eq!(bad(r"\u{}"), braces);
         assert_eq!(bad(r"\u{41"), braces);
         assert_eq!(bad(r"\u{4x}"), braces);
-        assert_eq!(
-            bad(r"\u{80000000}"),
-            "\\u{...} value is larger than 7FFFFFFF"
-        );
+        assert_eq!(bad(r"\u{80000000}"), "\\u{...} value is larger than 7FFFFFFF");
     }
 
     #[test]

@@ -63,8 +63,7 @@ fn check_span(src: &str, form: &Form, parent: Span) {
 
 /// A compact rendering: strings in quotes (bytes escaped), floats always with `.` or `e`.
 fn show(form: &Form) -> String {
-    let join =
-        |items: &mut dyn Iterator<Item = &Form>| items.map(show).collect::<Vec<_>>().join(" ");
+    let join = |items: &mut dyn Iterator<Item = &Form>| items.map(show).collect::<Vec<_>>().join(" ");
     match &form.kind {
         FormKind::Nil => "nil".into(),
         FormKind::Bool(b) => b.to_string(),
@@ -104,9 +103,7 @@ fn texts(src: &str) -> Vec<&str> {
     fn walk<'s>(src: &'s str, form: &Form, out: &mut Vec<&'s str>) {
         out.push(&src[form.span.start..form.span.end]);
         match &form.kind {
-            FormKind::List(items) | FormKind::Seq(items) => {
-                items.iter().for_each(|f| walk(src, f, out))
-            }
+            FormKind::List(items) | FormKind::Seq(items) => items.iter().for_each(|f| walk(src, f, out)),
             FormKind::Table(pairs) => pairs.iter().for_each(|(k, v)| {
                 walk(src, k, out);
                 walk(src, v, out);
@@ -161,10 +158,7 @@ fn byte_order_mark_is_skipped() {
     assert_eq!(r("\u{feff}(print 1)"), "(print 1)");
     assert_eq!(texts("\u{feff}x"), ["x"]);
     // Found by fuzzing: only the first one is skipped; a later U+FEFF is a symbol character.
-    assert_eq!(
-        one("\u{feff}\u{feff}").kind,
-        FormKind::Sym("\u{feff}".into())
-    );
+    assert_eq!(one("\u{feff}\u{feff}").kind, FormKind::Sym("\u{feff}".into()));
     assert_eq!(r("x \u{feff}"), "x \u{feff}");
 }
 
@@ -198,10 +192,7 @@ fn floats() {
         r("1.5 .5 5. -0.75 1e10 1E-3 3.25e1 0x1p4 0x.8"),
         "1.5 0.5 5.0 -0.75 10000000000.0 0.001 32.5 16.0 0.5"
     );
-    assert_eq!(
-        one("9223372036854775808").kind,
-        FormKind::Float(9223372036854775808.0)
-    );
+    assert_eq!(one("9223372036854775808").kind, FormKind::Float(9223372036854775808.0));
     assert_eq!(one("1e400").kind, FormKind::Float(f64::INFINITY));
     assert_eq!(one("1.0").kind, FormKind::Float(1.0));
 }
@@ -375,17 +366,9 @@ fn table_shorthand() {
     // Key span is the `:`, value span the symbol.
     assert_eq!(texts("{: x : y}"), ["{: x : y}", ":", "x", ":", "y"]);
     let table = one("{: x}");
-    let FormKind::Table(pairs) = &table.kind else {
-        panic!()
-    };
-    assert_eq!(
-        pairs[0].0,
-        Form::new(FormKind::Str(b"x".to_vec()), Span::new(1, 2))
-    );
-    assert_eq!(
-        pairs[0].1,
-        Form::new(FormKind::Sym("x".into()), Span::new(3, 4))
-    );
+    let FormKind::Table(pairs) = &table.kind else { panic!() };
+    assert_eq!(pairs[0].0, Form::new(FormKind::Str(b"x".to_vec()), Span::new(1, 2)));
+    assert_eq!(pairs[0].1, Form::new(FormKind::Sym("x".into()), Span::new(3, 4)));
     // Only before a symbol, and only in key position.
     assert_eq!(r("{: 1}"), "{: 1}");
     assert_eq!(r("{:k :}"), r#"{"k" :}"#);
@@ -451,20 +434,11 @@ fn invalid_escape() {
 #[test]
 fn other_bad_strings() {
     assert_eq!(err(r#""\x4""#), (r#"Invalid string: "\x4""#.into(), 1, 1));
-    assert_eq!(
-        err(r#"x "\256""#),
-        (r#"Invalid string: "\256""#.into(), 1, 3)
-    );
-    assert_eq!(
-        err(r#""\u{110000000}""#).0,
-        r#"Invalid string: "\u{110000000}""#
-    );
+    assert_eq!(err(r#"x "\256""#), (r#"Invalid string: "\256""#.into(), 1, 3));
+    assert_eq!(err(r#""\u{110000000}""#).0, r#"Invalid string: "\u{110000000}""#);
     // Long strings are shortened in the message.
     let long = format!("\"{}\\q\"", "a".repeat(100));
-    assert_eq!(
-        err(&long).0,
-        format!("Invalid string: \"{}...", "a".repeat(59))
-    );
+    assert_eq!(err(&long).0, format!("Invalid string: \"{}...", "a".repeat(59)));
 }
 
 #[test]
@@ -501,14 +475,8 @@ fn mismatched_delimiter() {
     assert_eq!(e.message, "mismatched closing delimiter ), expected ]");
     assert_eq!((e.line, e.column), (1, 17));
     assert_eq!(e.span, Span::new(16, 17));
-    assert_eq!(
-        e.help.as_deref(),
-        Some("the [ at line 1, column 11 is still open")
-    );
-    assert_eq!(
-        err("{:a 1]").0,
-        "mismatched closing delimiter ], expected }"
-    );
+    assert_eq!(e.help.as_deref(), Some("the [ at line 1, column 11 is still open"));
+    assert_eq!(err("{:a 1]").0, "mismatched closing delimiter ], expected }");
     assert_eq!(err("(}").0, "mismatched closing delimiter }, expected )");
 }
 
@@ -526,10 +494,7 @@ fn unbalanced_open() {
     assert_eq!(e.message, "expected closing delimiter )");
     assert_eq!((e.line, e.column), (4, 1));
     assert_eq!(e.span, Span::new(src.len(), src.len()));
-    assert_eq!(
-        e.help.as_deref(),
-        Some("the ( at line 1, column 1 is never closed")
-    );
+    assert_eq!(e.help.as_deref(), Some("the ( at line 1, column 1 is never closed"));
     // The innermost open delimiter is named.
     assert_eq!(err("(a [b {").0, "expected closing delimiter }");
     assert_eq!(err("[").0, "expected closing delimiter ]");
@@ -541,22 +506,13 @@ fn odd_table() {
     assert_eq!(e.message, "expected even number of values in table literal");
     assert_eq!(e.span, Span::new(3, 12));
     assert_eq!((e.line, e.column), (1, 4));
-    assert_eq!(
-        err("{:x}").0,
-        "expected even number of values in table literal"
-    );
+    assert_eq!(err("{:x}").0, "expected even number of values in table literal");
 }
 
 #[test]
 fn prefix_without_a_form() {
-    assert_eq!(
-        err("' x"),
-        ("expected a form after the ' prefix".into(), 1, 1)
-    );
-    assert_eq!(
-        err("(f ')"),
-        ("expected a form after the ' prefix".into(), 1, 4)
-    );
+    assert_eq!(err("' x"), ("expected a form after the ' prefix".into(), 1, 1));
+    assert_eq!(err("(f ')"), ("expected a form after the ' prefix".into(), 1, 4));
     assert_eq!(err("x `").0, "expected a form after the ` prefix");
     assert_eq!(err(",\nx").0, "expected a form after the , prefix");
     assert_eq!(err("';c\nx").0, "expected a form after the ' prefix");
@@ -577,29 +533,17 @@ fn invalid_characters() {
 
 #[test]
 fn malformed_multisyms() {
-    assert_eq!(
-        err("(print a..b)"),
-        ("malformed multisym: a..b".into(), 1, 8)
-    );
+    assert_eq!(err("(print a..b)"), ("malformed multisym: a..b".into(), 1, 8));
     assert_eq!(err("a.:b").0, "malformed multisym: a.:b");
     assert_eq!(err("a:").0, "malformed multisym: a:");
-    assert_eq!(
-        err("a:b.c").0,
-        "method must be last component of multisym: a:b.c"
-    );
-    assert_eq!(
-        err("a:b:c").0,
-        "method must be last component of multisym: a:b:c"
-    );
+    assert_eq!(err("a:b.c").0, "method must be last component of multisym: a:b.c");
+    assert_eq!(err("a:b:c").0, "method must be last component of multisym: a:b:c");
     assert_eq!(r("a.b:c .. ... $... ?."), "a.b:c .. ... $... ?.");
 }
 
 #[test]
 fn error_columns_count_characters() {
-    assert_eq!(
-        err("(λ é 2x)"),
-        ("could not read number \"2x\"".into(), 1, 6)
-    );
+    assert_eq!(err("(λ é 2x)"), ("could not read number \"2x\"".into(), 1, 6));
 }
 
 #[test]
@@ -659,11 +603,7 @@ fn conformance_corpus() {
             let e = result.expect_err(&name);
             // The .err file starts `NAME.fnl:LINE:COL: ...`.
             let expected = std::fs::read_to_string(path.with_extension("err")).unwrap();
-            let line: usize = expected
-                .split(':')
-                .nth(1)
-                .and_then(|l| l.trim().parse().ok())
-                .unwrap();
+            let line: usize = expected.split(':').nth(1).and_then(|l| l.trim().parse().ok()).unwrap();
             assert_eq!(e.line, line, "{name}: {e}");
             failed_as_expected += 1;
         } else {
