@@ -17,6 +17,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const RECORD: u8 = 3;
 }
 
 fn main() -> ExitCode {
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&workspace, &args),
         Command::Run(args) => commands::run::run(&workspace, &args),
         Command::Fennel(args) => commands::fennel::run(&args),
+        Command::Report(args) => commands::report::run(&args),
     };
     ExitCode::from(code)
 }

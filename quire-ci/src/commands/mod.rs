@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod fennel;
+pub mod report;
 pub mod run;
 pub mod validate;
 
