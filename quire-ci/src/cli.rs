@@ -42,6 +42,8 @@ pub enum Command {
     /// Print the man page (roff) of quire-ci or of one subcommand
     #[command(after_help = "Examples:\n  quire-ci man > quire-ci.1\n  quire-ci man run > quire-ci-run.1")]
     Man(ManArgs),
+    /// Read an event stream written by `run --events`: show it, or store it in SQLite
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +133,29 @@ pub struct FennelArgs {
 
     /// The Fennel file
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The event stream (JSONL) written by `quire-ci run --events PATH`
+    #[arg(value_name = "EVENTS.jsonl")]
+    pub events: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Also write the run into the SQLite database DB (tables runs, jobs, sh_events; created if missing)
+    #[arg(long, value_name = "DB")]
+    pub sqlite: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A table of jobs, the commands of jobs that did not complete, the run's outcome
+    Text,
+    /// The run record as JSON
+    Json,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -18,6 +18,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const RECORD: u8 = 3;
 }
 
 fn main() -> ExitCode {
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Fennel(args) => commands::fennel::run(&args),
         Command::Completions(args) => commands::generate::completions(args.shell),
         Command::Man(args) => commands::generate::man(args.subcommand.as_deref()),
+        Command::Report(args) => commands::report::run(&args),
     };
     ExitCode::from(code)
 }

@@ -348,15 +348,17 @@ fn plural(n: usize) -> &'static str {
 
 fn duration(start: Option<u64>, end: Option<u64>) -> String {
     match (start, end) {
-        (Some(start), Some(end)) => {
-            let ms = end.saturating_sub(start);
-            if ms < 60_000 {
-                format!("{:.2}s", ms as f64 / 1000.0)
-            } else {
-                format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-            }
-        }
+        (Some(start), Some(end)) => format_duration(end.saturating_sub(start)),
         _ => String::new(),
+    }
+}
+
+/// `1.25s` under a minute, `2m05s` from there; `report` shows durations the same way.
+pub fn format_duration(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     }
 }
 

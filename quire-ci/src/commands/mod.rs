@@ -2,6 +2,7 @@
 
 pub mod fennel;
 pub mod generate;
+pub mod report;
 pub mod run;
 pub mod validate;
 

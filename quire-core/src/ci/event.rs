@@ -4,10 +4,13 @@
 //! These types are what a producer writes and what a consumer (an orchestrator,
 //! `quire-ci report`) reads back, so both ends share one definition.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// One line of the event stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of the quire-ci event stream (JSONL): `at_ms`, `type`, and the
+/// fields of that type beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "quire-ci event")]
 pub struct Event {
     /// Producer wall clock, milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -15,50 +18,66 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The first event of a run whose pipeline loaded.
     RunStarted {
+        /// The commit being built (forty zeros outside a git repository).
         sha: String,
+        /// The ref being built, e.g. `refs/heads/main`.
         #[serde(rename = "ref")]
         git_ref: String,
         /// Every job of the pipeline, in declaration order.
         jobs: Vec<String>,
     },
-    JobStarted {
-        job_id: String,
-    },
+    /// A job began; exactly one `job_finished` with the same `job_id` follows.
+    JobStarted { job_id: String },
+    /// A command of a job began. The n-th `sh_started` of a job pairs with its
+    /// n-th `sh_finished`; its output is in `jobs/<job_id>/sh-<n>.log`.
     ShStarted {
         job_id: String,
+        /// The command as given, or an argv joined with spaces (quoted where
+        /// needed). Secrets are redacted.
         cmd: String,
     },
+    /// A command of a job ended.
     ShFinished {
         job_id: String,
+        /// The process's code; 128+N when killed by signal N; 124 when it ran
+        /// past its timeout; 127 when it could not be started.
         exit_code: i32,
     },
-    JobFinished {
-        job_id: String,
-        outcome: JobOutcome,
-    },
+    /// A job ended.
+    JobFinished { job_id: String, outcome: JobOutcome },
     /// A job that never started. `blocked_by` names its direct input that did
     /// not complete; it is absent when every input completed but the run
     /// stopped first (interrupted, or `--fail-fast`).
     JobSkipped {
         job_id: String,
+        // Absent rather than null when there is none; the schema says so.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "String")]
         blocked_by: Option<String>,
     },
+    /// The last event of every run whose producer was not killed outright.
     RunFinished {
         outcome: RunOutcome,
+        /// The rendered diagnostic when the run failed before or outside its jobs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "String")]
         error: Option<String>,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How a job that started ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobOutcome {
+    /// The run-fn returned a table, or nil after running a command.
     Complete,
+    /// The run-fn raised (a failing command raises) or returned something
+    /// other than nil or a table.
     Failed,
     /// The run-fn returned nil and ran no command.
     Skipped,
@@ -66,7 +85,8 @@ pub enum JobOutcome {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Complete,
@@ -106,6 +126,16 @@ impl Event {
         // Serializing these plain types cannot fail: no maps with non-string keys, no floats.
         serde_json::to_string(self).expect("event serializes")
     }
+}
+
+/// The JSON Schema of one line of the stream, as committed in
+/// `docs/events.schema.json` (a test keeps the two equal).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Event);
+    // A schema built from our own types is plain JSON.
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
 }
 
 /// Milliseconds since the Unix epoch.
@@ -234,6 +264,61 @@ mod tests {
             },
             r#"{"at_ms":42,"type":"run_finished","outcome":"cancelled"}"#,
         );
+    }
+
+    fn docs_path(file: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(file)
+    }
+
+    #[test]
+    fn the_committed_json_schema_is_up_to_date() {
+        let path = docs_path("events.schema.json");
+        let fresh = json_schema();
+        if std::env::var_os("QUIRE_BLESS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "docs/events.schema.json does not match the event types in quire-core/src/ci/event.rs.\n\
+             Regenerate it and commit the result:\n\n    \
+             QUIRE_BLESS=1 cargo test -p quire-core --lib the_committed_json_schema_is_up_to_date\n"
+        );
+    }
+
+    #[test]
+    fn the_schema_describes_every_event_type() {
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let text = schema.to_string();
+        for name in [
+            "run_started",
+            "job_started",
+            "sh_started",
+            "sh_finished",
+            "job_finished",
+            "job_skipped",
+            "run_finished",
+        ] {
+            assert!(text.contains(&format!("\"{name}\"")), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn every_example_line_in_the_docs_is_an_event_written_as_we_write_it() {
+        let docs = std::fs::read_to_string(docs_path("events.md")).unwrap();
+        let examples: Vec<&str> = docs
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("{\"at_ms\""))
+            .collect();
+        assert!(examples.len() >= 7, "docs/events.md shows each event type");
+        for line in examples {
+            let event: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("docs/events.md: {e}: {line}"));
+            assert_eq!(event.to_json_line(), line, "key order or spelling differs");
+        }
     }
 
     #[test]

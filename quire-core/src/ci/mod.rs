@@ -7,6 +7,7 @@ pub mod load;
 pub mod pipeline;
 pub mod process;
 pub mod push;
+pub mod record;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
