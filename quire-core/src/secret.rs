@@ -111,12 +111,12 @@ impl Redactor {
         let mut plain_from = 0;
         let mut at = 0;
         while at < buf.len() {
-            if let Some(end) = state.mask_end {
-                if at >= end {
-                    out.extend_from_slice(MASK);
-                    state.mask_end = None;
-                    plain_from = end;
-                }
+            if let Some(end) = state.mask_end
+                && at >= end
+            {
+                out.extend_from_slice(MASK);
+                state.mask_end = None;
+                plain_from = end;
             }
             let Some(len) = self.match_at(buf, at, last) else {
                 break;
@@ -133,12 +133,12 @@ impl Redactor {
             }
             at += 1;
         }
-        if let Some(end) = state.mask_end {
-            if last || at >= end {
-                out.extend_from_slice(MASK);
-                state.mask_end = None;
-                plain_from = end;
-            }
+        if let Some(end) = state.mask_end
+            && (last || at >= end)
+        {
+            out.extend_from_slice(MASK);
+            state.mask_end = None;
+            plain_from = end;
         }
         if state.mask_end.is_none() && plain_from < at {
             out.extend_from_slice(&buf[plain_from..at]);

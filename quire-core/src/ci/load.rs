@@ -97,12 +97,12 @@ impl SourceDiagnostic {
             code: None,
             span: None,
         };
-        if let Some(location) = location {
-            if let Ok(text) = std::fs::read_to_string(workspace.join(&location.file)) {
-                let text: Arc<str> = text.into();
-                diagnostic.span = span_of_line(&text, &location, location.file.ends_with(".fnl"));
-                diagnostic.code = Some(NamedSource::new(&location.file, text));
-            }
+        if let Some(location) = location
+            && let Ok(text) = std::fs::read_to_string(workspace.join(&location.file))
+        {
+            let text: Arc<str> = text.into();
+            diagnostic.span = span_of_line(&text, &location, location.file.ends_with(".fnl"));
+            diagnostic.code = Some(NamedSource::new(&location.file, text));
         }
         diagnostic
     }
@@ -219,32 +219,30 @@ fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool) -> Option<
     }
     let line_text = source[line_start..].split('\n').next().unwrap_or("");
     let line_end = line_start + line_text.len();
-    if fennel {
-        if let Ok(forms) = reader::read_all(source, &location.file) {
-            let mut best = None;
-            let mut stack: Vec<&crate::fennel::Form> = forms.iter().collect();
-            while let Some(form) = stack.pop() {
-                if form.span.end <= line_start || form.span.start > line_end {
-                    continue;
-                }
-                if let FormKind::List(items) | FormKind::Seq(items) = &form.kind {
-                    if (line_start..=line_end).contains(&form.span.start) {
-                        let is_registration = items
-                            .first()
-                            .and_then(|h| h.as_sym())
-                            .is_some_and(|s| s.ends_with(".job") || s.ends_with(".image") || s.ends_with(".mirror"));
-                        // Prefer a registration call, then the form that starts first (the outermost).
-                        let candidate = (!is_registration, form.span.start, form.span.end);
-                        if best.is_none_or(|b| candidate < b) {
-                            best = Some(candidate);
-                        }
+    if fennel && let Ok(forms) = reader::read_all(source, &location.file) {
+        let mut best = None;
+        let mut stack: Vec<&crate::fennel::Form> = forms.iter().collect();
+        while let Some(form) = stack.pop() {
+            if form.span.end <= line_start || form.span.start > line_end {
+                continue;
+            }
+            if let FormKind::List(items) | FormKind::Seq(items) = &form.kind {
+                if (line_start..=line_end).contains(&form.span.start) {
+                    let is_registration = items
+                        .first()
+                        .and_then(|h| h.as_sym())
+                        .is_some_and(|s| s.ends_with(".job") || s.ends_with(".image") || s.ends_with(".mirror"));
+                    // Prefer a registration call, then the form that starts first (the outermost).
+                    let candidate = (!is_registration, form.span.start, form.span.end);
+                    if best.is_none_or(|b| candidate < b) {
+                        best = Some(candidate);
                     }
-                    stack.extend(items.iter());
                 }
+                stack.extend(items.iter());
             }
-            if let Some((_, start, end)) = best {
-                return Some((start, end - start).into());
-            }
+        }
+        if let Some((_, start, end)) = best {
+            return Some((start, end - start).into());
         }
     }
     let indent = line_text.len() - line_text.trim_start().len();

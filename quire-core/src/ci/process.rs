@@ -258,10 +258,10 @@ pub async fn run_with_capture_limit(
                 }
             }
         }
-        if let Some(at) = deadline {
-            if timer.deadline() != at {
-                timer.as_mut().reset(at);
-            }
+        if let Some(at) = deadline
+            && timer.deadline() != at
+        {
+            timer.as_mut().reset(at);
         }
     }
 

@@ -391,10 +391,10 @@ fn confine(workspace: &Path, dir: &str) -> Result<PathBuf, String> {
     }
     let joined = workspace.join(relative);
     // Symlinks could still lead out; check where the directory really is.
-    if let (Ok(real), Ok(root)) = (joined.canonicalize(), workspace.canonicalize()) {
-        if !real.starts_with(&root) {
-            return Err(format!(":cwd {dir} leaves the workspace (through a symbolic link)"));
-        }
+    if let (Ok(real), Ok(root)) = (joined.canonicalize(), workspace.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!(":cwd {dir} leaves the workspace (through a symbolic link)"));
     }
     Ok(joined)
 }

@@ -45,15 +45,15 @@ pub fn run(args: &ReportArgs) -> u8 {
     for warning in &record.warnings {
         eprintln!("warning: {}: {warning}", args.events.display());
     }
-    if let Some(db) = &args.sqlite {
-        if let Err(reason) = sqlite::ingest(db, &record) {
-            let code = if reason.is_setup() { exit::USAGE } else { exit::RECORD };
-            report_error(ReportError::Sqlite {
-                path: db.clone(),
-                reason,
-            });
-            return code;
-        }
+    if let Some(db) = &args.sqlite
+        && let Err(reason) = sqlite::ingest(db, &record)
+    {
+        let code = if reason.is_setup() { exit::USAGE } else { exit::RECORD };
+        report_error(ReportError::Sqlite {
+            path: db.clone(),
+            reason,
+        });
+        return code;
     }
     let output = match args.format {
         ReportFormat::Text => text::render(&record),

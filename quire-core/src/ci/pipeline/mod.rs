@@ -62,11 +62,11 @@ impl Pipeline {
         let mut dependents = vec![Vec::new(); jobs.len()];
         for (i, job) in jobs.iter().enumerate() {
             for input in &job.inputs {
-                if let Some(&parent) = index.get(input) {
-                    if !input_jobs[i].contains(&parent) {
-                        input_jobs[i].push(parent);
-                        dependents[parent].push(i);
-                    }
+                if let Some(&parent) = index.get(input)
+                    && !input_jobs[i].contains(&parent)
+                {
+                    input_jobs[i].push(parent);
+                    dependents[parent].push(i);
                 }
             }
         }

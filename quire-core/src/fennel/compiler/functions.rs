@@ -211,10 +211,10 @@ impl HashfnArgs {
                     "$" => self.bare_dollar = true,
                     "$..." => self.varargs = true,
                     _ => {
-                        if let Some(n) = root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok()) {
-                            if (1..=9).contains(&n) {
-                                self.max_index = self.max_index.max(n);
-                            }
+                        if let Some(n) = root.strip_prefix('$').and_then(|d| d.parse::<usize>().ok())
+                            && (1..=9).contains(&n)
+                        {
+                            self.max_index = self.max_index.max(n);
                         }
                     }
                 }

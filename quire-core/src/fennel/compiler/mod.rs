@@ -619,10 +619,10 @@ impl<'a> Compiler<'a> {
             return Err(self.error(form.span, "expected a function, macro, or special to call"));
         };
         if let Some(name) = head.as_sym() {
-            if self.scope.lookup(name).is_none() {
-                if let Some(result) = self.special(name, form, args, dest)? {
-                    return Ok(result);
-                }
+            if self.scope.lookup(name).is_none()
+                && let Some(result) = self.special(name, form, args, dest)?
+            {
+                return Ok(result);
             }
             if let Some((object, method)) = split_method(name) {
                 let object = Form::new(FormKind::Sym(object.to_string()), head.span);
@@ -650,15 +650,14 @@ impl<'a> Compiler<'a> {
         let method_expr = exprs.pop().unwrap_or_else(Expr::nil);
         let object = exprs.pop().unwrap_or_else(Expr::nil);
         let args = join_exprs(&rest);
-        if let FormKind::Str(bytes) = &method.kind {
-            if let Ok(name) = std::str::from_utf8(bytes) {
-                if emit::is_lua_identifier(name) {
-                    return Ok(Expr::new(
-                        format!("{}{}:{name}({args})", line_mark(line), object.prefix()),
-                        Kind::Call,
-                    ));
-                }
-            }
+        if let FormKind::Str(bytes) = &method.kind
+            && let Ok(name) = std::str::from_utf8(bytes)
+            && emit::is_lua_identifier(name)
+        {
+            return Ok(Expr::new(
+                format!("{}{}:{name}({args})", line_mark(line), object.prefix()),
+                Kind::Call,
+            ));
         }
         // A method name that is not a Lua name: look it up on a saved object.
         let object = self.once(line, object, "self");

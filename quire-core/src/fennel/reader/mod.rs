@@ -298,7 +298,7 @@ impl Reader<'_> {
 
     /// The forms of a `{}` as key/value pairs, expanding the `{: x}` shorthand.
     fn pairs(&self, items: Vec<Form>, table: Span) -> Result<Vec<(Form, Form)>, FennelError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self
                 .error("expected even number of values in table literal", table)
                 .with_help("a table literal is written as key/value pairs: {:key value ...}"));
