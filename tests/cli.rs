@@ -10,7 +10,7 @@ fn run(args: &[&str]) -> Run {
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for sub in ["validate", "run", "fennel", "completions", "man"] {
+    for sub in ["validate", "run", "fennel", "report", "completions", "man"] {
         let help = run(&[sub, "--help"]);
         help.assert_code(0);
         assert!(

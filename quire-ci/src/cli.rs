@@ -34,6 +34,11 @@ pub enum Command {
     /// Run a Fennel file in the sandbox, or print the Lua it compiles to
     #[command(after_help = "Examples:\n  quire-ci fennel script.fnl\n  quire-ci fennel --compile .quire/ci.fnl")]
     Fennel(FennelArgs),
+    /// Read an event stream written by `run --events`: show it, or store it in SQLite
+    #[command(
+        after_help = "Examples:\n  quire-ci report run.jsonl\n  quire-ci report run.jsonl --format json | jq .jobs\n  quire-ci report run.jsonl --sqlite ci-history.db"
+    )]
+    Report(ReportArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  quire-ci completions bash > ~/.local/share/bash-completion/completions/quire-ci"
@@ -42,8 +47,6 @@ pub enum Command {
     /// Print the man page (roff) of quire-ci or of one subcommand
     #[command(after_help = "Examples:\n  quire-ci man > quire-ci.1\n  quire-ci man run > quire-ci-run.1")]
     Man(ManArgs),
-    /// Read an event stream written by `run --events`: show it, or store it in SQLite
-    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
