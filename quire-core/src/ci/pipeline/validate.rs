@@ -126,10 +126,11 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
                 .map(|c| c.id.as_str())
                 .chain(SOURCES.iter().copied())
                 .filter(|other| *other != candidate.id)
-                .map(|other| (strsim::levenshtein(input, other), other))
+                .map(|other| (strsim::osa_distance(input, other), other))
                 .min();
+            // Suggest only a near miss (a typo or a swapped pair), not any short name.
             error = match nearest {
-                Some((distance, other)) if distance <= input.len().max(3) / 2 + 1 => {
+                Some((distance, other)) if distance <= (input.len() / 3).max(1) && distance < input.len() => {
                     error.help(format!("did you mean '{other}'?"))
                 }
                 _ => error.help(format!(
@@ -431,6 +432,26 @@ mod tests {
     fn cycles_are_found_and_walked_as_paths() {
         let edges = vec![vec![2], vec![0], vec![1], vec![3], vec![]];
         assert_eq!(find_cycles(&edges), vec![vec![0, 2, 1], vec![3]]);
+    }
+
+    #[test]
+    fn suggestions_are_near_misses_only() {
+        let lua = mlua::Lua::new();
+        let f = lua.create_function(|_, ()| Ok(())).unwrap();
+        let job = |id: &str, input: &str| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from([input]).unwrap()),
+            run_fn: mlua::Value::Function(f.clone()),
+            location: None,
+            builtin: false,
+        };
+        let registry = Registry {
+            jobs: vec![job("build", "quire/push"), job("a", "quire/push"), job("t", "biuld"), job("u", "zz")],
+            images: vec![],
+        };
+        let errors = validate(&registry).unwrap_err();
+        assert_eq!(errors[0].help.as_deref(), Some("did you mean 'build'?"));
+        assert!(errors[1].help.as_deref().unwrap().starts_with("inputs name jobs declared"));
     }
 
     #[test]
