@@ -539,3 +539,23 @@ fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn without_out_dir_logs_go_to_a_temporary_directory_removed_at_exit() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = common::quire_ci();
+    cmd.args(["-w", ws.path().to_str().unwrap(), "run"])
+        .env("TMPDIR", tmp.path());
+    let run = common::Run::from(cmd.output().unwrap());
+    run.assert_code(1);
+    // The output was shown on stderr instead...
+    assert!(run.stderr.contains("build | compiling"), "{}", run.stderr);
+    // ...and nothing is left behind.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -82,3 +82,34 @@ fn validate_formats_json_and_dot() {
     assert!(dot.stdout.starts_with("digraph pipeline {"));
     assert!(dot.stdout.contains("  \"build\" -> \"test\";\n"));
 }
+
+#[test]
+fn the_dot_output_renders_with_graphviz() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n(ci.job \"odd \\\"name\\\"\" [:build] (fn [] nil))\n(ci.job :test [:build] (fn [] nil))\n",
+    );
+    let dot = ws.run(&["validate", "--format", "dot"]);
+    dot.assert_code(0);
+    let svg = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run graphviz's dot ({e}); install graphviz (.ci/run does)"))
+        .unwrap();
+    use std::io::Write;
+    svg.stdin.as_ref().unwrap().write_all(dot.stdout.as_bytes()).unwrap();
+    let out = svg.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dot refused:\n{}\n{}",
+        dot.stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        svg.contains("<svg") && svg.contains("quire/push") && svg.contains("odd &quot;name&quot;"),
+        "{svg}"
+    );
+}

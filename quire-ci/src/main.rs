@@ -5,7 +5,7 @@ mod commands;
 mod reporter;
 mod sink;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,6 +22,12 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // Wrap diagnostics to the width of a terminal; never wrap them into a log or a pipe,
+    // where a message split over lines is harder to search.
+    let on_terminal = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(on_terminal).build())
+    }));
     let cli = Cli::parse();
     let workspace = cli.workspace.unwrap_or_else(|| PathBuf::from("."));
     let code = match cli.command {

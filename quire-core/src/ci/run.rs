@@ -111,7 +111,8 @@ impl RunEnd {
 /// Render a diagnostic as plain text (no colour), the way `run_finished.error` carries it.
 pub fn render_plain(diagnostic: &dyn Diagnostic) -> String {
     let mut out = String::new();
-    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor());
+    // No wrapping: the text is a record, read by tools and at any width.
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_wrap_lines(false);
     if handler.render_report(&mut out, diagnostic).is_err() {
         out = diagnostic.to_string();
     }

@@ -446,12 +446,23 @@ mod tests {
             builtin: false,
         };
         let registry = Registry {
-            jobs: vec![job("build", "quire/push"), job("a", "quire/push"), job("t", "biuld"), job("u", "zz")],
+            jobs: vec![
+                job("build", "quire/push"),
+                job("a", "quire/push"),
+                job("t", "biuld"),
+                job("u", "zz"),
+            ],
             images: vec![],
         };
         let errors = validate(&registry).unwrap_err();
         assert_eq!(errors[0].help.as_deref(), Some("did you mean 'build'?"));
-        assert!(errors[1].help.as_deref().unwrap().starts_with("inputs name jobs declared"));
+        assert!(
+            errors[1]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("inputs name jobs declared")
+        );
     }
 
     #[test]

@@ -1,0 +1,235 @@
+//! `.quire/ci.fnl` end to end: a realistic pipeline, modules, `quire-ci fennel`,
+//! and diagnostics that point at the right line and column.
+
+mod common;
+
+use common::{Run, Workspace, cri_lines, quire_ci};
+
+/// Helpers, a version matrix built with icollect, destructuring, match, and
+/// outputs flowing between jobs.
+const REALISTIC: &str = r#";; A realistic pipeline.
+(local ci (require :quire.ci))
+(local {: describe} (require :lib.util))
+
+(local versions [:1.78 :1.80])
+
+(fn cargo [runtime & args]
+  (let [argv ["echo" "cargo"]]
+    (each [_ a (ipairs args)] (table.insert argv a))
+    (runtime.sh argv)))
+
+(ci.job :build [:quire/push]
+  (fn [runtime]
+    (let [{: sha : ref} (runtime.jobs :quire/push)]
+      (cargo runtime "build" (describe ref))
+      {:artifact (.. "app-" (string.sub sha 1 4))})))
+
+(each [_ v (ipairs versions)]
+  (ci.job (.. :test- v) [:build]
+    (fn [runtime]
+      (let [{: artifact} (runtime.jobs :build)
+            [major minor] (icollect [part (string.gmatch v "%d+")] (tonumber part))]
+        (cargo runtime "test" artifact (.. "+" major "." minor))
+        {:version v :new? (>= minor 80)}))))
+
+(ci.job :report (icollect [_ v (ipairs versions)] (.. :test- v))
+  (fn [runtime]
+    (let [notes (icollect [_ v (ipairs versions)]
+                  (match (runtime.jobs (.. :test- v))
+                    {:new? true : version} (.. version " (new)")
+                    {: version} version))]
+      (runtime.sh ["echo" (table.concat notes ", ")])
+      nil)))
+"#;
+
+const UTIL: &str = r#"(fn describe [ref]
+  (case ref
+    (where r (r:match "^refs/heads/")) (.. "branch " (r:sub 12))
+    _ (.. "ref " ref)))
+{: describe}
+"#;
+
+#[test]
+fn a_realistic_pipeline_runs_with_the_exact_stream() {
+    let ws = Workspace::fennel(REALISTIC);
+    ws.write(".quire/lib/util.fnl", UTIL);
+    let run = ws.run_events(&["--sha", &"abcd".repeat(10), "--ref", "refs/heads/main"]);
+    run.assert_code(0);
+    let sha = "abcd".repeat(10);
+    let expected = [
+        format!(
+            r#"{{"type":"run_started","sha":"{sha}","ref":"refs/heads/main","jobs":["build","test-1.78","test-1.80","report"]}}"#
+        ),
+        r#"{"type":"job_started","job_id":"build"}"#.into(),
+        r#"{"type":"sh_started","job_id":"build","cmd":"echo cargo build 'branch main'"}"#.into(),
+        r#"{"type":"sh_finished","job_id":"build","exit_code":0}"#.into(),
+        r#"{"type":"job_finished","job_id":"build","outcome":"complete"}"#.into(),
+        r#"{"type":"job_started","job_id":"test-1.78"}"#.into(),
+        r#"{"type":"sh_started","job_id":"test-1.78","cmd":"echo cargo test app-abcd +1.78"}"#.into(),
+        r#"{"type":"sh_finished","job_id":"test-1.78","exit_code":0}"#.into(),
+        r#"{"type":"job_finished","job_id":"test-1.78","outcome":"complete"}"#.into(),
+        r#"{"type":"job_started","job_id":"test-1.80"}"#.into(),
+        r#"{"type":"sh_started","job_id":"test-1.80","cmd":"echo cargo test app-abcd +1.80"}"#.into(),
+        r#"{"type":"sh_finished","job_id":"test-1.80","exit_code":0}"#.into(),
+        r#"{"type":"job_finished","job_id":"test-1.80","outcome":"complete"}"#.into(),
+        r#"{"type":"job_started","job_id":"report"}"#.into(),
+        r#"{"type":"sh_started","job_id":"report","cmd":"echo '1.78, 1.80 (new)'"}"#.into(),
+        r#"{"type":"sh_finished","job_id":"report","exit_code":0}"#.into(),
+        r#"{"type":"job_finished","job_id":"report","outcome":"complete"}"#.into(),
+        r#"{"type":"run_finished","outcome":"complete"}"#.to_string(),
+    ];
+    assert_eq!(run.event_lines(), expected);
+    assert_eq!(cri_lines(&ws.log("report", 1)), vec!["stdout F 1.78, 1.80 (new)"]);
+}
+
+#[test]
+fn ci_fnl_wins_over_ci_lua() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(ci.job :from-fennel [:quire/push] (fn [] nil))\n");
+    ws.write(".quire/ci.lua", "error('the Lua pipeline must not be loaded')\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, ".quire/ci.fnl: 1 job\nfrom-fennel  <- quire/push\n");
+}
+
+#[test]
+fn a_syntax_error_points_at_line_and_column() {
+    let ws =
+        Workspace::fennel("(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn [] (print \"bad \\q\")))\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(".quire/ci.fnl:3:17: parse error: Invalid string"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("[.quire/ci.fnl:3:17]"), "{}", run.stderr);
+    // The same diagnostic ends the event stream of a run.
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let events = run.events();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(".quire/ci.fnl:3:17: parse error")
+    );
+}
+
+#[test]
+fn an_unknown_global_is_a_compile_error_naming_it_before_anything_runs() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(print \"top level ran\")\n(ci.job :a [:quire/push]\n  (fn [runtime]\n    (runtime.sh (concat \"a\" \"b\"))))\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains(".quire/ci.fnl:5:18: compile error: unknown identifier: concat"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("top level ran"), "the file ran before it compiled");
+}
+
+#[test]
+fn a_runtime_error_names_the_fennel_line_in_output_and_job_error() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n\n(ci.job :a [:quire/push]\n  (fn [runtime]\n    (let [config nil]\n\n      (. config :missing))))\n(ci.job :b [:quire/push]\n  (fn [] (error \"boom\")))\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("a | failed in"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(".quire/ci.fnl:7: attempt to index a nil value"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("b: .quire/ci.fnl:9: boom"), "{}", run.stderr);
+}
+
+#[test]
+fn registration_errors_are_labelled_on_the_ci_job_form() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n  (ci.job :deploy [] (fn [] nil))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    // The label starts at the `(ci.job` form (column 3), not at the start of the line.
+    assert!(run.stderr.contains("job 'deploy' has no inputs"), "{}", run.stderr);
+    assert!(run.stderr.contains("[.quire/ci.fnl:3:3]"), "{}", run.stderr);
+}
+
+#[test]
+fn user_macros_are_a_clear_compile_error() {
+    let ws = Workspace::fennel("(macro twice [x] `(do ,x ,x))\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains(".quire/ci.fnl:1:"), "{}", run.stderr);
+    assert!(run.stderr.contains("macros are not supported"), "{}", run.stderr);
+}
+
+#[test]
+fn the_fennel_command_runs_a_file_with_print_on_stdout() {
+    let ws = Workspace::empty();
+    ws.write("lib/greet.fnl", "(fn greet [who] (.. \"hello \" who))\n{: greet}\n");
+    ws.write(
+        "main.fnl",
+        "(local {: greet} (require :lib.greet))\n(print (greet :world) (+ 1 2))\n",
+    );
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg(ws.path().join("main.fnl"))
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(0);
+    assert_eq!(run.stdout, "hello world\t3\n");
+}
+
+#[test]
+fn the_fennel_command_compiles_to_lua_and_reports_errors() {
+    let ws = Workspace::empty();
+    ws.write("ok.fnl", "(local x 1)\n(print (+ x 2))\n");
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg("--compile")
+            .arg(ws.path().join("ok.fnl"))
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("print"), "{}", run.stdout);
+    // Line-preserving: the print call is on line 2 of the Lua too.
+    assert!(
+        run.stdout.lines().nth(1).unwrap_or("").contains("print"),
+        "{}",
+        run.stdout
+    );
+    ws.write("bad.fnl", "(print \"a\")\n(print (undefined-thing))\n");
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg(ws.path().join("bad.fnl"))
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert_eq!(run.stdout, "", "nothing runs before the whole file compiles");
+    assert!(
+        run.stderr
+            .contains("bad.fnl:2:9: compile error: unknown identifier: undefined-thing"),
+        "{}",
+        run.stderr
+    );
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg(ws.path().join("missing.fnl"))
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(2);
+}

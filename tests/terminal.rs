@@ -1,0 +1,74 @@
+//! The reporter as a person at a terminal sees it: run under a pseudo-terminal
+//! (util-linux `script`), colour is on, and off with NO_COLOR.
+
+mod common;
+
+use std::process::Command;
+
+use common::Workspace;
+
+const PIPELINE: &str = r#"(local ci (require :quire.ci))
+(ci.job :build [:quire/push] (fn [runtime] (runtime.sh "echo compiled")))
+(ci.job :test [:build] (fn [runtime] (runtime.sh "echo 1 test failed; exit 2")))
+(ci.job :deploy [:test] (fn [runtime] (runtime.sh "echo never")))
+"#;
+
+/// Run `quire-ci run` on a pseudo-terminal; returns what the terminal showed.
+fn on_a_terminal(ws: &Workspace, no_color: bool) -> String {
+    let bin = env!("CARGO_BIN_EXE_quire-ci");
+    let command = format!("'{bin}' -w '{}' run -j 1", ws.path().display());
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color");
+    if no_color {
+        script.env("NO_COLOR", "1");
+    }
+    let out = script
+        .output()
+        .expect("util-linux script runs the command on a pseudo-terminal");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_on_a_terminal() {
+    let ws = Workspace::fennel(PIPELINE);
+    let screen = on_a_terminal(&ws, false);
+    assert!(screen.contains("\x1b["), "no colour:\n{screen}");
+    assert!(screen.contains("1 test failed"), "{screen}");
+}
+
+#[test]
+fn no_colour_with_no_color() {
+    let ws = Workspace::fennel(PIPELINE);
+    let screen = on_a_terminal(&ws, true);
+    assert!(!screen.contains('\x1b'), "colour despite NO_COLOR:\n{screen:?}");
+    assert!(screen.contains("test   | failed in"), "{screen}");
+}
+
+#[test]
+fn stderr_is_the_same_with_and_without_events_on_stdout() {
+    let ws = Workspace::fennel(PIPELINE);
+    let mask = |text: &str| -> String {
+        // Durations differ between runs; everything else must not.
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() {
+                while chars.peek().is_some_and(|c| c.is_ascii_digit() || *c == '.') {
+                    chars.next();
+                }
+                out.push('N');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let plain = ws.run(&["run", "-j", "1"]);
+    let with_events = ws.run(&["run", "-j", "1", "--events", "stdout"]);
+    assert_eq!(mask(&plain.stderr), mask(&with_events.stderr));
+    assert_eq!(plain.stdout, "");
+}
