@@ -465,7 +465,10 @@ fn loops() {
         "1",
     );
     check("(var i 0) (while (< i 3) (set i (+ i 1))) (print i)", "3");
-    check("(fn f [] (each [_ x (ipairs [])] x)) (print (select :# (f)) (f))", "0");
+    check(
+        "(fn f [] (each [_ x (ipairs [])] x)) (print (select :# (f)) (f))",
+        "0",
+    );
     check(
         "(var i 0) (while (let [x i] (< x 2)) (set i (+ i 1))) (print i)",
         "2",
