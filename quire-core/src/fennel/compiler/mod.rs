@@ -9,6 +9,12 @@
 //!
 //! Statements carry line markers (see [`emit`]) that the final pass turns into
 //! newlines, so each Lua statement starts on the line of its Fennel form.
+//!
+//! Layout: this file holds the core (destinations, expressions, calls, tables,
+//! symbols); `scope` the locals and name mangling; `emit` Lua literals and line
+//! markers; `specials` operators, bindings and branches; `functions` fn/lambda/
+//! hashfn; `destructure` binding patterns; `iter` loops; `patterns` match/case;
+//! `macros` the form-rewriting built-ins (`->`, `doto`, `partial`).
 
 mod destructure;
 mod emit;
