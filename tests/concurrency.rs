@@ -121,11 +121,8 @@ ci.job("later", {"quire/push"}, function(rt) rt.sh("true") end)
 
 /// Start `quire-ci run` in the background with events to `<ws>/run.jsonl`.
 fn spawn_run(ws: &Workspace) -> Child {
-    let mut cmd = common::quire_ci();
-    cmd.args(["-w", ws.path().to_str().unwrap(), "run", "--events"])
-        .arg(ws.path().join("run.jsonl"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd.spawn().unwrap()
 }
 

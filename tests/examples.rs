@@ -83,18 +83,12 @@ fn fan_out_example() {
 fn rust_project_example() {
     let ws = copy_example("rust-project");
     let target = ws.path().join("out/target");
-    let mut cmd = common::quire_ci();
-    cmd.args([
-        "-w",
-        ws.path().to_str().unwrap(),
-        "run",
-        "--events",
-        "stdout",
-        "--out-dir",
-    ])
-    .arg(ws.path().join("out"))
-    .env("QUIRE_TARGET_DIR", &target);
-    let run = Run::from(cmd.output().unwrap());
+    let run = Run::from(
+        ws.events_command(&[])
+            .env("QUIRE_TARGET_DIR", &target)
+            .output()
+            .unwrap(),
+    );
     run.assert_code(0);
     assert!(run.stderr.contains("tested greeter 0.1.0"), "{}", run.stderr);
     assert_eq!(job_outcomes(&run).len(), 4);

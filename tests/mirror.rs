@@ -33,19 +33,8 @@ fn repo_with_remote(pipeline: &str) -> (Workspace, tempfile::TempDir) {
 }
 
 fn run_with_secret(ws: &Workspace) -> Run {
-    let out = ws.path().join(".quire-out");
-    let mut cmd = common::quire_ci();
-    cmd.args([
-        "-w",
-        ws.path().to_str().unwrap(),
-        "run",
-        "--events",
-        "stdout",
-        "--out-dir",
-    ])
-    .arg(&out)
-    .args(["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"])
-    .env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123");
+    let mut cmd = ws.events_command(&["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"]);
+    cmd.env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123");
     Run::from(cmd.output().unwrap())
 }
 
@@ -72,7 +61,7 @@ fn mirror_pushes_the_ref_and_tag_and_never_shows_the_secret() {
     );
     let lines = run.event_lines();
     assert!(lines.contains(&r#"{"type":"job_finished","job_id":"quire/mirror","outcome":"complete"}"#.to_string()));
-    let logs = walk(&ws.path().join(".quire-out"));
+    let logs = walk(&ws.path().join("out"));
     for text in std::iter::once(&run.stdout)
         .chain(std::iter::once(&run.stderr))
         .chain(logs.iter())

@@ -253,20 +253,8 @@ ci.job("deploy", {"quire/push"}, function(rt)
 end)
 "#,
     );
-    let mut cmd = common::quire_ci();
-    let out = ws.path().join("out");
-    cmd.args([
-        "-w",
-        ws.path().to_str().unwrap(),
-        "run",
-        "--events",
-        "stdout",
-        "--out-dir",
-        out.to_str().unwrap(),
-    ])
-    .args(["--secret", "TOKEN=env:QUIRE_TEST_TOKEN"])
-    .env("QUIRE_TEST_TOKEN", "hunter2-s3cret");
-    let run = common::Run::from(cmd.output().unwrap());
+    let mut cmd = ws.events_command(&["--secret", "TOKEN=env:QUIRE_TEST_TOKEN"]);
+    let run = common::Run::from(cmd.env("QUIRE_TEST_TOKEN", "hunter2-s3cret").output().unwrap());
     run.assert_code(0);
     assert!(run.stdout.contains(r#""cmd":"echo using ***""#), "{}", run.stdout);
     for text in [&run.stdout, &run.stderr, &ws.log("deploy", 1), &ws.log("deploy", 2)] {
@@ -528,8 +516,7 @@ fn an_events_file_on_a_full_disk_stops_the_run_with_exit_3() {
 #[test]
 fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
     let ws = Workspace::lua(TWO_JOBS);
-    let mut cmd = common::quire_ci();
-    cmd.args(["-w", ws.path().to_str().unwrap(), "run", "--events", "stdout"]);
+    let mut cmd = ws.command(&["run", "--events", "stdout"]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -544,10 +531,7 @@ fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
 fn without_out_dir_logs_go_to_a_temporary_directory_removed_at_exit() {
     let ws = Workspace::lua(TWO_JOBS);
     let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = common::quire_ci();
-    cmd.args(["-w", ws.path().to_str().unwrap(), "run"])
-        .env("TMPDIR", tmp.path());
-    let run = common::Run::from(cmd.output().unwrap());
+    let run = common::Run::from(ws.command(&["run"]).env("TMPDIR", tmp.path()).output().unwrap());
     run.assert_code(1);
     // The output was shown on stderr instead...
     assert!(run.stderr.contains("build | compiling"), "{}", run.stderr);

@@ -53,20 +53,30 @@ impl Workspace {
 
     /// `quire-ci -w <ws> ARGS...`, run from inside the workspace.
     pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("spawn quire-ci"))
+    }
+
+    /// `quire-ci -w <ws> ARGS...` from inside the workspace, to add environment to before running.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = quire_ci();
         cmd.arg("-w").arg(self.path()).args(args).current_dir(self.path());
-        Run::from(cmd.output().expect("spawn quire-ci"))
+        cmd
     }
 
     /// `run --events stdout --out-dir <ws>/out -j 1 ARGS...` (`-j 1` unless ARGS set `-j`)
     pub fn run_events(&self, extra: &[&str]) -> Run {
+        Run::from(self.events_command(extra).output().expect("spawn quire-ci"))
+    }
+
+    /// The command `run_events` runs, to add environment to before running.
+    pub fn events_command(&self, extra: &[&str]) -> Command {
         let out = self.path().join("out");
         let mut args = vec!["run", "--events", "stdout", "--out-dir", out.to_str().unwrap()];
         if !extra.contains(&"-j") {
             args.extend(["-j", "1"]);
         }
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.command(&args)
     }
 
     pub fn log(&self, job: &str, n: u32) -> String {

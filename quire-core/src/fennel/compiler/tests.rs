@@ -767,9 +767,10 @@ fn every_special_with_odd_arguments_never_panics() {
             };
             // Whatever compiles must be valid Lua.
             if let Ok(code) = result
-                && let Err(e) = lua.load(&code).into_function() {
-                    panic!("invalid Lua for {source}:\n{code}\n{e}");
-                }
+                && let Err(e) = lua.load(&code).into_function()
+            {
+                panic!("invalid Lua for {source}:\n{code}\n{e}");
+            }
         }
     }
 }
