@@ -543,3 +543,24 @@ fn without_out_dir_logs_go_to_a_temporary_directory_removed_at_exit() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn relative_paths_in_flags_are_relative_to_the_current_directory_not_the_workspace() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("a", {"quire/push"}, function(rt) rt.sh({"echo", rt.secret("S")}) end)
+"#,
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("secret.txt"), "from-the-cwd\n").unwrap();
+    let mut cmd = common::quire_ci();
+    cmd.arg("-w").arg(ws.path()).current_dir(cwd.path());
+    cmd.args(["run", "--events", "run.jsonl", "--out-dir", "logs", "--secret", "S=file:secret.txt"]);
+    let run = common::Run::from(cmd.output().unwrap());
+    run.assert_code(0);
+    assert!(cwd.path().join("run.jsonl").is_file());
+    let log = std::fs::read_to_string(cwd.path().join("logs/jobs/a/sh-1.log")).unwrap();
+    assert_eq!(cri_lines(&log), vec!["stdout F ***"]);
+    assert!(!ws.path().join("run.jsonl").exists() && !ws.path().join("logs").exists());
+}
