@@ -96,10 +96,6 @@ impl Emitter {
         self.stop.send_replace(true);
     }
 
-    pub fn failure(&self) -> Option<&RecordError> {
-        self.failure.as_ref()
-    }
-
     pub fn take_failure(&mut self) -> Option<RecordError> {
         self.failure.take()
     }
@@ -108,13 +104,6 @@ impl Emitter {
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
     }
-}
-
-/// A secret declared with `--secret`, already read.
-#[derive(Debug, Clone)]
-pub struct Secret {
-    pub name: String,
-    pub value: Vec<u8>,
 }
 
 /// What every job of one run shares.
