@@ -67,6 +67,22 @@ impl CommandLine {
     }
 }
 
+impl CommandLine {
+    /// [`CommandLine::display`] with every secret masked. Argv words are
+    /// redacted before quoting, since quoting a secret that holds a `'` would
+    /// split it (`it's` shows as `'it'\''s'`) so the display no longer
+    /// contains it; the joined line is redacted again for secrets spanning words.
+    pub fn display_redacted(&self, redactor: &Redactor) -> String {
+        match self {
+            CommandLine::Shell(s) => redactor.redact_str(s),
+            CommandLine::Argv(words) => {
+                let redacted: Vec<String> = words.iter().map(|w| redactor.redact_str(w)).collect();
+                redactor.redact_str(&CommandLine::Argv(redacted).display())
+            }
+        }
+    }
+}
+
 /// Quote `word` for a POSIX shell if it is not made of plainly safe
 /// characters. A first word with `=` would read as an assignment, so it is
 /// quoted too.
@@ -450,7 +466,7 @@ impl Drop for GroupKill {
 struct Capture<'r> {
     stream: OutputStream,
     open: bool,
-    redact: StreamRedactor<'r>,
+    redact: StreamRedactor<&'r Redactor>,
     lines: LineSplitter,
     captured: Vec<u8>,
     truncated: bool,
