@@ -75,7 +75,7 @@ pub const GLOBALS: &[&str] = &[
 /// library functions that loop in C on a count the caller picks would
 /// otherwise run for as long as they like on one instruction.
 const HARDEN: &str = r##"
-local charge, out_of_memory = ...
+local charge, out_of_memory, budget_spent, refuse_close = ...
 local raw_load, select, type, error, tostring, tonumber = load, select, type, error, tostring, tonumber
 local rawget, raw_rawset, getmetatable, raw_setmetatable = rawget, rawset, getmetatable, setmetatable
 local pcall, format, gsub, tointeger = pcall, string.format, string.gsub, math.tointeger
@@ -97,8 +97,24 @@ local function call(name, f, ...)
   return forward(name, pcall(f, ...))
 end
 
--- Text chunks only: a binary chunk can break the VM's memory safety.
+-- Text chunks only: a binary chunk can break the VM's memory safety. And no
+-- to-be-closed variables (see refuse_close), so the text is read whole first.
+local concat = table.concat
 load = function(chunk, name, mode, ...)
+  if type(chunk) == "function" then
+    local parts = {}
+    while true do
+      local piece = chunk()
+      if piece == nil or piece == "" then break end
+      if type(piece) ~= "string" then return nil, "reader function must return a string" end
+      parts[#parts + 1] = piece
+    end
+    chunk = concat(parts)
+  end
+  if type(chunk) == "string" then
+    local refusal = refuse_close(chunk, name)
+    if refusal then return nil, refusal end
+  end
   if select("#", ...) > 0 then return call("load", raw_load, chunk, name, "t", ...) end
   return call("load", raw_load, chunk, name, "t")
 end
@@ -115,6 +131,19 @@ collectgarbage = function(opt, ...)
   end
   if opt == "collect" or opt == "step" then charge(raw_collect("count") * 1024) end
   return call("collectgarbage", raw_collect, opt, ...)
+end
+
+-- Lua calls a message handler where the error is raised: for an error the
+-- instruction hook raises, inside the hook, where hooks are off, so an
+-- endless handler could never be stopped. Once the budget is spent the
+-- error passes through unhandled.
+local raw_xpcall = xpcall
+xpcall = function(f, handler, ...)
+  if type(handler) ~= "function" then return call("xpcall", raw_xpcall, f, handler, ...) end
+  return raw_xpcall(f, function(e)
+    if budget_spent() then return e end
+    return handler(e)
+  end, ...)
 end
 
 -- Finalizers run with the instruction hook switched off, so an endless __gc
@@ -289,9 +318,15 @@ impl Sandbox {
         let charge = lua.create_function(move |lua, n: f64| charge_meter.charge(lua, n))?;
         let out_of_memory =
             lua.create_function(|_, ()| Err::<(), _>(mlua::Error::MemoryError("not enough memory".into())))?;
+        let spent_meter = meter.clone();
+        let budget_spent = lua.create_function(move |_, ()| Ok(spent_meter.spent()))?;
+        let refuse_close = lua.create_function(|_, (chunk, name): (mlua::LuaString, Option<String>)| {
+            Ok(close_attribute_line(&chunk.as_bytes())
+                .map(|line| close_refusal(name.as_deref().unwrap_or("chunk"), line)))
+        })?;
         lua.load(HARDEN)
             .set_name("=sandbox")
-            .call::<()>((charge, out_of_memory))?;
+            .call::<()>((charge, out_of_memory, budget_spent, refuse_close))?;
         let output = Rc::new(RefCell::new(PrintOutput {
             target: options.print,
             redact: StreamRedactor::new(options.redactor),
@@ -523,6 +558,15 @@ impl InstructionMeter {
         f()
     }
 
+    /// True when the running budget is over.
+    fn spent(&self) -> bool {
+        self.0
+            .current
+            .borrow()
+            .as_ref()
+            .is_some_and(|budget| budget.spent > self.0.limit)
+    }
+
     /// Spend `n` instructions; true when the running budget is now over.
     fn spend(&self, n: u64) -> bool {
         match self.0.current.borrow_mut().as_mut() {
@@ -664,6 +708,12 @@ fn load_source(lua: &Lua, source: &str, path: &Path, display: &str) -> Result<Fu
     let text = if is_fennel {
         fennel::compile_source(source, display, &Sandbox::compile_options()).map_err(Box::new)?
     } else {
+        if let Some(line) = close_attribute_line(source.as_bytes()) {
+            return Err(LoadError::Lua(mlua::Error::SyntaxError {
+                message: close_refusal(display, line),
+                incomplete_input: false,
+            }));
+        }
         source.to_string()
     };
     lua.load(text)
@@ -671,6 +721,104 @@ fn load_source(lua: &Lua, source: &str, path: &Path, display: &str) -> Result<Fu
         .set_mode(mlua::chunk::ChunkMode::Text)
         .into_function()
         .map_err(LoadError::Lua)
+}
+
+fn close_refusal(chunk: &str, line: usize) -> String {
+    format!(
+        "{chunk}:{line}: to-be-closed variables (<close>) are not allowed in the sandbox: \
+         their __close can run where the instruction limit cannot stop it"
+    )
+}
+
+/// The line of the first `<close>` attribute in Lua source, outside comments
+/// and strings. A `__close` handler of a coroutine that the instruction limit
+/// stopped runs with Lua's hooks off (the error was raised inside the hook,
+/// and a dead coroutine keeps that state), so an endless one would hang the
+/// run; refusing the attribute is the one reliable cut, since a metatable can
+/// gain `__close` after `setmetatable`. (`< close >` used as two comparisons
+/// is refused too; no pipeline needs that.)
+fn close_attribute_line(source: &[u8]) -> Option<usize> {
+    let is_name = |b: Option<&u8>| b.is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_');
+    let skip_space = |mut i: usize| {
+        while source.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    let mut line = 1;
+    let mut i = 0;
+    while i < source.len() {
+        match source[i] {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'-' if source.get(i + 1) == Some(&b'-') => {
+                i += 2;
+                if let Some(end) = long_bracket_end(source, i) {
+                    line += source[i..end].iter().filter(|&&b| b == b'\n').count();
+                    i = end;
+                } else {
+                    while i < source.len() && source[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+            }
+            b'[' if long_bracket_end(source, i).is_some() => {
+                let end = long_bracket_end(source, i).unwrap_or(source.len());
+                line += source[i..end].iter().filter(|&&b| b == b'\n').count();
+                i = end;
+            }
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < source.len() && source[i] != quote {
+                    if source[i] == b'\\' {
+                        i += 1;
+                    }
+                    if source.get(i) == Some(&b'\n') {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'<' => {
+                let name = skip_space(i + 1);
+                if source[name..].starts_with(b"close") && !is_name(source.get(name + 5)) {
+                    let close = skip_space(name + 5);
+                    if source.get(close) == Some(&b'>') {
+                        return Some(line);
+                    }
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Where a long bracket (`[[`, `[==[`) opening at `source[at..]` ends, just
+/// past its closing bracket (or at the end of the source); None when there is
+/// no long bracket at `at`.
+fn long_bracket_end(source: &[u8], at: usize) -> Option<usize> {
+    if source.get(at) != Some(&b'[') {
+        return None;
+    }
+    let level = source[at + 1..].iter().take_while(|&&b| b == b'=').count();
+    if source.get(at + 1 + level) != Some(&b'[') {
+        return None;
+    }
+    let mut closing = vec![b']'];
+    closing.extend(std::iter::repeat_n(b'=', level));
+    closing.push(b']');
+    let body = at + 2 + level;
+    Some(
+        source[body..]
+            .windows(closing.len())
+            .position(|w| w == closing.as_slice())
+            .map_or(source.len(), |p| body + p + closing.len()),
+    )
 }
 
 /// Where `print` and `warn` write, with the run's secrets masked. A secret
@@ -849,4 +997,36 @@ fn confine_module(resolver: &Resolver, name: &str, dir: &Path, path: &Path, disp
 /// The Fennel diagnostic inside a Lua error, if the error came from compiling a module.
 pub fn fennel_error(err: &mlua::Error) -> Option<&FennelError> {
     err.chain().find_map(|e| e.downcast_ref::<FennelError>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_attributes_are_found_outside_comments_and_strings() {
+        let found = |src: &str| close_attribute_line(src.as_bytes());
+        assert_eq!(found("local x <close> = f()"), Some(1));
+        assert_eq!(found("\nlocal a, b < close\n > = f()"), Some(2));
+        assert_eq!(found("local x <const> = 1"), None);
+        assert_eq!(found("local x <closed> = 1"), None);
+        assert_eq!(found("-- local x <close> = f()\nprint(1)"), None);
+        assert_eq!(found("--[==[ <close> ]] still ]==] print(1)"), None);
+        assert_eq!(
+            found("s = '<close>' .. \"<close>\" .. [[<close>]] .. [=[\n<close>]=]"),
+            None
+        );
+        assert_eq!(found("s = 'it\\'s <close>'"), None);
+        assert_eq!(found("s = [[\n\n]] local x <close> = y"), Some(3));
+        assert_eq!(found("x = 'unterminated <close>"), None);
+        assert_eq!(found("x = [[unterminated <close>"), None);
+    }
+
+    #[test]
+    fn sizes_read_in_their_largest_whole_unit() {
+        assert_eq!(format_bytes(512 << 20), "512 MiB");
+        assert_eq!(format_bytes(1 << 30), "1 GiB");
+        assert_eq!(format_bytes(1536 << 10), "1536 KiB");
+        assert_eq!(format_bytes(1000), "1000 bytes");
+    }
 }
