@@ -489,8 +489,8 @@ async fn sh(
                 "was stopped because the run is stopping (exit code {})",
                 output.exit_code
             )
-        } else if output.exit_code == 127 {
-            "could not be started (exit code 127; see its log)".to_string()
+        } else if let Some(reason) = &output.not_started {
+            format!("could not be started (exit code 127): {reason}")
         } else {
             format!("exited with code {}", output.exit_code)
         };
