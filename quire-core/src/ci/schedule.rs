@@ -158,6 +158,11 @@ pub async fn execute(
     let parallelism = options.parallelism.max(1);
 
     loop {
+        // A record that can no longer be written stops the run at once, even
+        // before its watch is seen below: no job may start after it.
+        if run.emitter.borrow().failure().is_some() {
+            cancel.send_replace(true);
+        }
         while !*cancel.borrow() && running.len() < parallelism {
             let Some(i) = board.ready.pop_first() else { break };
             board.states[i] = JobState::Running;
