@@ -556,7 +556,15 @@ ci.job("a", {"quire/push"}, function(rt) rt.sh({"echo", rt.secret("S")}) end)
     std::fs::write(cwd.path().join("secret.txt"), "from-the-cwd\n").unwrap();
     let mut cmd = common::quire_ci();
     cmd.arg("-w").arg(ws.path()).current_dir(cwd.path());
-    cmd.args(["run", "--events", "run.jsonl", "--out-dir", "logs", "--secret", "S=file:secret.txt"]);
+    cmd.args([
+        "run",
+        "--events",
+        "run.jsonl",
+        "--out-dir",
+        "logs",
+        "--secret",
+        "S=file:secret.txt",
+    ]);
     let run = common::Run::from(cmd.output().unwrap());
     run.assert_code(0);
     assert!(cwd.path().join("run.jsonl").is_file());

@@ -1,26 +1,15 @@
-//! Arbitrary UTF-8 through the whole front-end (reader + compiler): errors are
-//! fine, panics are not, and whatever compiles must load as valid Lua.
+//! Arbitrary UTF-8 through the whole front-end (reader + compiler), with the
+//! sandbox's globals as pipelines get them: errors are fine, panics (and stack
+//! overflows) are not, and whatever compiles must load as valid Lua.
 #![no_main]
 
-use std::sync::LazyLock;
-
 use libfuzzer_sys::fuzz_target;
-use quire_core::fennel::{CompileOptions, compile_source};
-
-/// Lua's standard globals, so programs get past strict-name checks.
-static OPTIONS: LazyLock<CompileOptions> = LazyLock::new(|| CompileOptions {
-    allowed_globals: [
-        "_G", "assert", "error", "getmetatable", "ipairs", "math", "next", "pairs", "pcall", "print", "select",
-        "setmetatable", "string", "table", "tonumber", "tostring", "type", "x", "y", "f",
-    ]
-    .iter()
-    .map(|g| g.to_string())
-    .collect(),
-});
+use quire_core::fennel::compile_source;
+use quire_core::lua::Sandbox;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(code) = compile_source(text, "fuzz.fnl", &OPTIONS) {
+        if let Ok(code) = compile_source(text, "fuzz.fnl", &Sandbox::compile_options()) {
             let lua = mlua::Lua::new();
             if let Err(e) = lua.load(&code).into_function() {
                 // Lua's own limits (nesting, locals, registers) on absurd programs are

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use quire_core::ci::run::SecretSpec;
+use quire_core::lua::{DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT, Limits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,6 +78,30 @@ pub struct ValidateArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
     pub format: ValidateFormat,
+
+    #[command(flatten)]
+    pub limits: LuaLimitArgs,
+}
+
+/// Bounds on pipeline code, shared by every command that runs it.
+#[derive(Debug, Clone, Args)]
+pub struct LuaLimitArgs {
+    /// Memory the Lua VM running pipeline code may use in all, e.g. 512MiB, 2GiB [default: 512MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_size, help_heading = "Limits on pipeline code")]
+    pub lua_memory_limit: Option<usize>,
+
+    /// Lua instructions the top-level code, and each job, may execute, e.g. 5000000000 or 5G [default: 1G, a billion]
+    #[arg(long, value_name = "COUNT", value_parser = parse_instruction_count, help_heading = "Limits on pipeline code")]
+    pub lua_instruction_limit: Option<u64>,
+}
+
+impl LuaLimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory: self.lua_memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
+            instructions: self.lua_instruction_limit.unwrap_or(DEFAULT_INSTRUCTION_LIMIT),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +151,9 @@ pub struct RunArgs {
     /// Show only failures and the summary
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub limits: LuaLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +164,9 @@ pub struct FennelArgs {
 
     /// The Fennel file
     pub file: PathBuf,
+
+    #[command(flatten)]
+    pub limits: LuaLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +207,49 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(invalid)
 }
 
+/// The Lua VM needs about this much to start; a smaller limit could not run anything.
+const MIN_MEMORY_LIMIT: usize = 1 << 20;
+
+/// `512MiB`, `2G`, `1048576`: binary units (K, M, G with or without `iB`/`B`), bytes without one.
+fn parse_memory_size(text: &str) -> Result<usize, String> {
+    let invalid = || format!("invalid size '{text}': expected e.g. 512MiB, 2GiB or a number of bytes");
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(invalid()),
+    };
+    let number: usize = digits.replace('_', "").parse().map_err(|_| invalid())?;
+    let bytes = number.checked_mul(1usize << shift).ok_or_else(invalid)?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!("size '{text}' is too small: the Lua VM needs at least 1MiB"));
+    }
+    Ok(bytes)
+}
+
+/// `1000000`, `1_000_000`, `5G`: decimal units (k, M, G, T), a plain count without one.
+fn parse_instruction_count(text: &str) -> Result<u64, String> {
+    let invalid =
+        || format!("invalid count '{text}': expected a positive number, e.g. 5000000000, 5_000_000_000 or 5G");
+    let trimmed = text.trim();
+    let (digits, multiplier) = match trimmed.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&trimmed[..i], 1_000),
+        Some((i, 'M')) => (&trimmed[..i], 1_000_000),
+        Some((i, 'G')) => (&trimmed[..i], 1_000_000_000),
+        Some((i, 'T')) => (&trimmed[..i], 1_000_000_000_000),
+        _ => (trimmed, 1),
+    };
+    let number: u64 = digits.replace('_', "").parse().map_err(|_| invalid())?;
+    number.checked_mul(multiplier).filter(|&n| n > 0).ok_or_else(invalid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +263,33 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_memory_size("64 mb"), Ok(64 << 20));
+        assert_eq!(parse_memory_size("1_048_576"), Ok(1 << 20));
+        assert_eq!(parse_memory_size("4096k"), Ok(4 << 20));
+        assert!(parse_memory_size("100").unwrap_err().contains("at least 1MiB"));
+        assert!(parse_memory_size("0").is_err());
+        assert!(parse_memory_size("lots").is_err());
+        assert!(parse_memory_size("1.5G").is_err());
+        assert!(parse_memory_size("-1G").is_err());
+        assert!(parse_memory_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn instruction_counts() {
+        assert_eq!(parse_instruction_count("1000"), Ok(1000));
+        assert_eq!(parse_instruction_count("5_000_000"), Ok(5_000_000));
+        assert_eq!(parse_instruction_count("5G"), Ok(5_000_000_000));
+        assert_eq!(parse_instruction_count("20k"), Ok(20_000));
+        assert!(parse_instruction_count("0").is_err());
+        assert!(parse_instruction_count("-5").is_err());
+        assert!(parse_instruction_count("1e9").is_err());
+        assert!(parse_instruction_count("99999999T").is_err());
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! may arrive split across reads or contain a newline: the stream redactor
 //! holds back only a tail that could still be the start of a secret.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 /// What a redacted occurrence is replaced with.
 pub const MASK: &[u8] = b"***";
+
+/// The shortest line of a multi-line secret that is masked on its own:
+/// shorter ones (`}`, `---`) would mask ordinary text everywhere.
+pub const MIN_LINE_MASK: usize = 4;
 
 /// A set of secret values to hide.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +36,26 @@ impl Redactor {
             starts[usize::from(s[0])] = true;
         }
         Redactor { secrets, starts }
+    }
+
+    /// A redactor for declared secret values. A value that spans lines also
+    /// has each of its lines (trimmed, when at least [`MIN_LINE_MASK`] bytes)
+    /// masked on its own: a tool that re-indents a key or changes its line
+    /// endings must not reveal it line by line.
+    pub fn for_secrets(values: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let mut all = Vec::new();
+        for value in values {
+            if value.contains(&b'\n') {
+                for line in value.split(|&b| b == b'\n') {
+                    let line = line.trim_ascii();
+                    if line.len() >= MIN_LINE_MASK {
+                        all.push(line.to_vec());
+                    }
+                }
+            }
+            all.push(value);
+        }
+        Redactor::new(all)
     }
 
     /// True when there is nothing to redact.
@@ -73,12 +97,8 @@ impl Redactor {
     }
 
     /// A redactor for one stream of bytes.
-    pub fn stream(&self) -> StreamRedactor<'_> {
-        StreamRedactor {
-            redactor: self,
-            pending: Vec::new(),
-            state: ScanState::default(),
-        }
+    pub fn stream(&self) -> StreamRedactor<&Redactor> {
+        StreamRedactor::new(self)
     }
 
     /// Length of the longest occurrence starting at `buf[at..]`, or `None`
@@ -156,24 +176,34 @@ struct ScanState {
     found: bool,
 }
 
-/// Redacts one stream as it is read, chunk by chunk.
+/// Redacts one stream as it is read, chunk by chunk. `R` is a `&Redactor`,
+/// or an owned one for a stream that outlives any borrow (`print` output).
 #[derive(Debug)]
-pub struct StreamRedactor<'r> {
-    redactor: &'r Redactor,
+pub struct StreamRedactor<R: Borrow<Redactor>> {
+    redactor: R,
     /// Raw bytes not yet decided: at most `max_len - 1` of them between calls.
     pending: Vec<u8>,
     state: ScanState,
 }
 
-impl StreamRedactor<'_> {
+impl<R: Borrow<Redactor>> StreamRedactor<R> {
+    pub fn new(redactor: R) -> Self {
+        StreamRedactor {
+            redactor,
+            pending: Vec::new(),
+            state: ScanState::default(),
+        }
+    }
+
     /// Feed the next chunk; returns the redacted bytes that are now final.
     pub fn push<'a>(&mut self, chunk: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
-        if self.redactor.is_empty() {
+        let redactor = self.redactor.borrow();
+        if redactor.is_empty() {
             return chunk;
         }
         out.clear();
         self.pending.extend_from_slice(chunk);
-        let stop = self.redactor.scan(&self.pending, false, &mut self.state, out);
+        let stop = redactor.scan(&self.pending, false, &mut self.state, out);
         self.pending.drain(..stop);
         if let Some(end) = self.state.mask_end.as_mut() {
             *end -= stop;
@@ -184,8 +214,9 @@ impl StreamRedactor<'_> {
     /// The stream ended: returns what was held back, redacted.
     pub fn finish(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        if !self.redactor.is_empty() {
-            self.redactor.scan(&self.pending, true, &mut self.state, &mut out);
+        let redactor = self.redactor.borrow();
+        if !redactor.is_empty() {
+            redactor.scan(&self.pending, true, &mut self.state, &mut out);
             self.pending.clear();
         }
         out
@@ -255,6 +286,20 @@ mod tests {
         // A secret that is half a character leaves an invalid byte behind.
         let rd = Redactor::new([vec![0xC3]]);
         assert_eq!(rd.redact_str("é"), "***\u{FFFD}");
+    }
+
+    #[test]
+    fn multi_line_secrets_also_mask_each_line() {
+        let rd = Redactor::for_secrets([b"-----BEGIN KEY-----\r\n  abcd1234\n}\nxyz".to_vec()]);
+        // The whole value, then its long enough lines however they are laid out.
+        assert_eq!(red(&rd, "k=-----BEGIN KEY-----\r\n  abcd1234\n}\nxyz."), "k=***.");
+        assert_eq!(red(&rd, "    abcd1234\r\n"), "    ***\r\n");
+        assert_eq!(red(&rd, "-----BEGIN KEY-----"), "***");
+        // Short lines would mask ordinary text, so they are left alone.
+        assert_eq!(red(&rd, "} xyz"), "} xyz");
+        // A one-line secret is just itself.
+        let rd = Redactor::for_secrets([b"  spaced  ".to_vec()]);
+        assert_eq!(red(&rd, "a  spaced  b spaced"), "a***b spaced");
     }
 
     #[test]

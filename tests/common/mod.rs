@@ -79,6 +79,40 @@ impl Workspace {
         self.command(&args)
     }
 
+    /// [`Workspace::run`], killed (exit code -1) if it runs past `limit`: for
+    /// tests of what must not hang, so that a regression fails instead of
+    /// hanging the suite.
+    pub fn run_within(&self, limit: std::time::Duration, args: &[&str]) -> Run {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("--signal=KILL")
+            .arg(limit.as_secs().to_string())
+            .arg(env!("CARGO_BIN_EXE_quire-ci"))
+            .arg("-w")
+            .arg(self.path())
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .env("NO_COLOR", "1");
+        let run = Run::from(cmd.output().expect("spawn timeout quire-ci"));
+        assert_ne!(
+            run.code, 137,
+            "killed after {limit:?}: it hung\nstderr:\n{}",
+            run.stderr
+        );
+        run
+    }
+
+    /// [`Workspace::run_events`] within `limit` (see [`Workspace::run_within`]).
+    pub fn run_events_within(&self, limit: std::time::Duration, extra: &[&str]) -> Run {
+        let out = self.path().join("out");
+        let mut args = vec!["run", "--events", "stdout", "--out-dir", out.to_str().unwrap()];
+        if !extra.contains(&"-j") {
+            args.extend(["-j", "1"]);
+        }
+        args.extend_from_slice(extra);
+        self.run_within(limit, &args)
+    }
+
     pub fn log(&self, job: &str, n: u32) -> String {
         self.read(&format!("out/jobs/{job}/sh-{n}.log"))
     }

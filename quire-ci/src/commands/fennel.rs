@@ -3,7 +3,7 @@
 
 use quire_core::ci::load::lua_error_message;
 use quire_core::fennel::{FennelError, compile_source};
-use quire_core::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
+use quire_core::lua::{BudgetOwner, LoadError, PrintTarget, Sandbox, SandboxOptions, fennel_error};
 
 use crate::cli::FennelArgs;
 use crate::{exit, report_error};
@@ -62,12 +62,22 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => ".".into(),
     };
-    let sandbox =
-        Sandbox::new(Some(module_dir), None, PrintTarget::Stdout).map_err(|e| FennelCommandError::from_lua(&e))?;
+    let sandbox = Sandbox::new(SandboxOptions {
+        module_dir: Some(module_dir),
+        print: PrintTarget::Stdout,
+        limits: args.limits.limits(),
+        ..SandboxOptions::default()
+    })
+    .map_err(|e| FennelCommandError::from_lua(&e))?;
     let chunk = sandbox.load_file(&args.file, &display).map_err(|e| match e {
         LoadError::Read(source) => read_error(source),
         LoadError::Fennel(err) => FennelCommandError::Fennel(err),
         LoadError::Lua(err) => FennelCommandError::from_lua(&err),
     })?;
-    chunk.call::<()>(()).map_err(|e| FennelCommandError::from_lua(&e))
+    sandbox
+        .run_chunk(chunk, BudgetOwner::Script)
+        .map_err(|failure| match fennel_error(&failure.error) {
+            Some(fennel) => FennelCommandError::Fennel(Box::new(fennel.clone())),
+            None => FennelCommandError::Lua(failure.message),
+        })
 }

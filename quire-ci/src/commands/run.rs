@@ -125,6 +125,7 @@ fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempf
         secrets: args.secrets.clone(),
         default_timeout: args.timeout,
         kill_grace: KILL_GRACE,
+        limits: args.limits.limits(),
     };
     Ok((request, temp_dir))
 }

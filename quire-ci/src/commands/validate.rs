@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use quire_core::ci::load;
+use quire_core::ci::load::{self, LoadOptions};
 use quire_core::ci::pipeline::Pipeline;
 use quire_core::lua::PrintTarget;
 use serde_json::json;
@@ -19,7 +19,12 @@ pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let loaded = match load::load(&workspace, PrintTarget::Stderr) {
+    let options = LoadOptions {
+        print: PrintTarget::Stderr,
+        limits: args.limits.limits(),
+        ..LoadOptions::default()
+    };
+    let loaded = match load::load(&workspace, options) {
         Ok(loaded) => loaded,
         Err(err) => {
             let code = if err.is_setup() { exit::USAGE } else { exit::FAILED };

@@ -12,7 +12,8 @@ use super::pipeline::{self, Location, Pipeline, PipelineError, Registry};
 use super::runtime::RuntimeGlobal;
 use super::stdlib;
 use crate::fennel::{FennelError, FormKind, reader};
-use crate::lua::{LoadError, PrintTarget, Sandbox, fennel_error};
+use crate::lua::{BudgetOwner, Limits, LoadError, PrintTarget, Sandbox, SandboxOptions, fennel_error};
+use crate::secret::Redactor;
 
 /// A pipeline ready to run, with the VM its functions live in.
 pub struct LoadedPipeline {
@@ -108,8 +109,18 @@ impl SourceDiagnostic {
     }
 }
 
-/// Load the workspace's pipeline. `print` is where pipeline code's `print` goes.
-pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, LoadFailure> {
+/// How to load a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where pipeline code's `print` goes.
+    pub print: PrintTarget,
+    /// Secrets masked in what pipeline code prints.
+    pub redactor: Redactor,
+    pub limits: Limits,
+}
+
+/// Load the workspace's pipeline: compile it and run its top-level code.
+pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, LoadFailure> {
     let quire_dir = workspace.join(".quire");
     let path = ["ci.fnl", "ci.lua"]
         .iter()
@@ -120,8 +131,14 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
         })?;
     let file = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
 
-    let sandbox =
-        Sandbox::new(Some(quire_dir), Some(workspace.to_path_buf()), print).map_err(|e| lua_failure(e, workspace))?;
+    let sandbox = Sandbox::new(SandboxOptions {
+        module_dir: Some(quire_dir),
+        display_root: Some(workspace.to_path_buf()),
+        print: options.print,
+        redactor: options.redactor,
+        limits: options.limits,
+    })
+    .map_err(|e| lua_failure(e, workspace))?;
     let registry = Rc::new(RefCell::new(Registry::default()));
     let module_registry = registry.clone();
     sandbox.register_module(
@@ -143,7 +160,12 @@ pub fn load(workspace: &Path, print: PrintTarget) -> Result<LoadedPipeline, Load
         LoadError::Fennel(err) => LoadFailure::Fennel(err),
         LoadError::Lua(err) => lua_failure(err, workspace),
     })?;
-    chunk.call::<()>(()).map_err(|e| lua_failure(e, workspace))?;
+    sandbox
+        .run_chunk(chunk, BudgetOwner::TopLevel)
+        .map_err(|failure| match fennel_error(&failure.error) {
+            Some(fennel) => LoadFailure::Fennel(Box::new(fennel.clone())),
+            None => source_failure(failure.message, workspace),
+        })?;
 
     let pipeline = pipeline::validate(&registry.borrow()).map_err(|errors| {
         LoadFailure::Invalid(
@@ -171,28 +193,16 @@ fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
     if let Some(fennel) = fennel_error(&err) {
         return LoadFailure::Fennel(Box::new(fennel.clone()));
     }
-    let message = lua_error_message(&err);
+    source_failure(lua_error_message(&err), workspace)
+}
+
+/// A failure labelled on the pipeline line its message names, if it names one.
+fn source_failure(message: String, workspace: &Path) -> LoadFailure {
     let location = error_location(&message);
     LoadFailure::Lua(Box::new(SourceDiagnostic::new(message, None, location, workspace)))
 }
 
-/// The message of a Lua error, without mlua's wrapping ("runtime error: ", tracebacks).
-pub fn lua_error_message(err: &mlua::Error) -> String {
-    match err {
-        mlua::Error::RuntimeError(message) => match message.split_once("\nstack traceback:") {
-            Some((message, _traceback)) => message.to_string(),
-            None => message.clone(),
-        },
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        mlua::Error::MemoryError(message) => format!("out of memory: {message}"),
-        mlua::Error::CallbackError { cause, .. } => lua_error_message(cause),
-        mlua::Error::WithContext { context, cause } => {
-            format!("{context}: {}", lua_error_message(cause))
-        }
-        mlua::Error::ExternalError(inner) => inner.to_string(),
-        other => other.to_string(),
-    }
-}
+pub use crate::lua::error_message as lua_error_message;
 
 /// `.quire/ci.fnl:12: boom` -> the file and line it names, if it names one.
 pub fn error_location(message: &str) -> Option<Location> {

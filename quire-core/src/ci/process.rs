@@ -67,6 +67,22 @@ impl CommandLine {
     }
 }
 
+impl CommandLine {
+    /// [`CommandLine::display`] with every secret masked. Argv words are
+    /// redacted before quoting, since quoting a secret that holds a `'` would
+    /// split it (`it's` shows as `'it'\''s'`) so the display no longer
+    /// contains it; the joined line is redacted again for secrets spanning words.
+    pub fn display_redacted(&self, redactor: &Redactor) -> String {
+        match self {
+            CommandLine::Shell(s) => redactor.redact_str(s),
+            CommandLine::Argv(words) => {
+                let redacted: Vec<String> = words.iter().map(|w| redactor.redact_str(w)).collect();
+                redactor.redact_str(&CommandLine::Argv(redacted).display())
+            }
+        }
+    }
+}
+
 /// Quote `word` for a POSIX shell if it is not made of plainly safe
 /// characters. A first word with `=` would read as an assignment, so it is
 /// quoted too.
@@ -123,6 +139,8 @@ pub struct ShOutput {
     pub stderr_truncated: bool,
     pub timed_out: bool,
     pub cancelled: bool,
+    /// Why the command could not be started (exit 127), secrets masked.
+    pub not_started: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +287,7 @@ pub async fn run_with_capture_limit(
     out.finish(&mut log, on_line)?;
     err.finish(&mut log, on_line)?;
     log.flush()?;
+    log.verify_in_place()?;
 
     let exit_code = if timed_out {
         EXIT_TIMED_OUT
@@ -283,6 +302,7 @@ pub async fn run_with_capture_limit(
         stderr_truncated: err.truncated,
         timed_out,
         cancelled,
+        not_started: None,
     })
 }
 
@@ -367,8 +387,8 @@ fn cannot_run(
         }
         Ok(_) => err.to_string(),
     };
-    let message = format!("quire-ci: cannot run \"{program}\": {reason}");
-    let message = redactor.redact(message.as_bytes()).into_owned();
+    let not_started = redactor.redact_str(&format!("cannot run \"{program}\": {reason}"));
+    let message = format!("quire-ci: {not_started}").into_bytes();
     log.stamp_now();
     for (partial, text) in cri::pieces(&message) {
         log.piece(OutputStream::Stderr, partial, text)?;
@@ -380,6 +400,7 @@ fn cannot_run(
     Ok(ShOutput {
         exit_code: EXIT_CANNOT_RUN,
         stderr,
+        not_started: Some(not_started),
         ..ShOutput::default()
     })
 }
@@ -450,7 +471,7 @@ impl Drop for GroupKill {
 struct Capture<'r> {
     stream: OutputStream,
     open: bool,
-    redact: StreamRedactor<'r>,
+    redact: StreamRedactor<&'r Redactor>,
     lines: LineSplitter,
     captured: Vec<u8>,
     truncated: bool,
@@ -576,6 +597,26 @@ impl LogFile {
 
     fn flush(&mut self) -> Result<(), ShError> {
         self.out.flush().map_err(|e| self.fail(e))
+    }
+
+    /// Writes into a log file that was removed (or replaced) still succeed,
+    /// into a file no one will read: the last write is checked to have
+    /// reached the file the path leads to.
+    fn verify_in_place(&self) -> Result<(), ShError> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self.out.get_ref().metadata().map_err(|e| self.fail(e))?;
+        let in_place = match std::fs::metadata(&self.path) {
+            Ok(on_disk) => (on_disk.dev(), on_disk.ino()) == (open.dev(), open.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(self.fail(e)),
+        };
+        if in_place {
+            Ok(())
+        } else {
+            Err(self.fail(io::Error::other(
+                "the log file was removed or replaced while the command ran",
+            )))
+        }
     }
 
     fn fail(&self, source: io::Error) -> ShError {
@@ -851,6 +892,43 @@ mod tests {
         };
         assert_eq!(path, r.log_path);
         assert!(!marker.exists());
+    }
+
+    #[test]
+    fn a_log_removed_while_the_command_runs_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "echo before; rm -r logs; echo after");
+        r.log_path = dir.path().join("logs/sh-1.log");
+        let (_tx, mut rx) = watch::channel(false);
+        let got = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx));
+        let Err(ShError::Log { path, source }) = got else {
+            panic!("expected a log error, got {got:?}");
+        };
+        assert_eq!(path, r.log_path);
+        assert!(source.to_string().contains("removed or replaced"), "{source}");
+
+        // Replaced by another file of the same name: the same.
+        let mut r = sh(dir.path(), "rm logs/sh-1.log; echo new > logs/sh-1.log");
+        r.log_path = dir.path().join("logs/sh-1.log");
+        let got = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx));
+        assert!(matches!(got, Err(ShError::Log { .. })), "{got:?}");
+    }
+
+    #[test]
+    fn display_redacted_masks_argv_words_before_quoting() {
+        let redactor = Redactor::new([b"it's-s3cret".to_vec(), b"a b".to_vec()]);
+        let argv = |w: &[&str]| CommandLine::Argv(w.iter().map(|s| s.to_string()).collect());
+        // Quoted first, the secret would show as 'it'\''s-s3cret' and escape the mask.
+        assert_eq!(
+            argv(&["curl", "-H", "token=it's-s3cret", "x"]).display_redacted(&redactor),
+            "curl -H 'token=***' x"
+        );
+        // A secret across two words is masked in the joined line.
+        assert_eq!(argv(&["echo", "a", "b"]).display_redacted(&redactor), "echo ***");
+        assert_eq!(
+            CommandLine::Shell("echo it's-s3cret".into()).display_redacted(&redactor),
+            "echo ***"
+        );
     }
 
     #[test]

@@ -13,11 +13,11 @@ use mlua::{Lua, Table};
 use tokio::sync::watch;
 
 use super::event::{EventKind, JobOutcome, RunOutcome};
-use super::load::{self, LoadFailure};
+use super::load::{self, LoadFailure, LoadOptions};
 use super::push::{PushInfo, read_push_info};
 use super::runtime::{Emitter, RecordError, RunContext};
 use super::schedule::{self, JobState, ScheduleOptions, StopReason};
-use crate::lua::PrintTarget;
+use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
 
 /// Where a secret's value comes from: `NAME=env:VAR` or `NAME=file:PATH`.
@@ -75,6 +75,8 @@ pub struct RunRequest {
     pub secrets: Vec<SecretSpec>,
     pub default_timeout: Option<Duration>,
     pub kill_grace: Duration,
+    /// How far pipeline code may go (memory, instructions).
+    pub limits: Limits,
 }
 
 /// How the run ended, which decides the exit code (design §6).
@@ -193,9 +195,14 @@ pub async fn run(
             );
         }
     };
-    let redactor = Redactor::new(secrets.values().cloned());
+    let redactor = Redactor::for_secrets(secrets.values().cloned());
 
-    let loaded = match load::load(&request.workspace, PrintTarget::Stderr) {
+    let options = LoadOptions {
+        print: PrintTarget::Stderr,
+        redactor: redactor.clone(),
+        limits: request.limits,
+    };
+    let loaded = match load::load(&request.workspace, options) {
         Ok(loaded) => loaded,
         Err(err) => {
             let setup = err.is_setup();
@@ -240,7 +247,19 @@ pub async fn run(
         parallelism: request.parallelism,
         fail_fast: request.fail_fast,
     };
-    let summary = schedule::execute(lua, pipeline, &loaded.runtime_global, &context, &cancel, stop, options).await;
+    let summary = schedule::execute(
+        &loaded.sandbox,
+        pipeline,
+        &loaded.runtime_global,
+        &context,
+        &cancel,
+        stop,
+        options,
+    )
+    .await;
+    // Printed text held back as a possible start of a secret comes out
+    // before the run's last words.
+    loaded.sandbox.flush_output();
 
     if let Some(StopReason::Signal(signal)) = summary.stopped_by {
         return finish(&emitter, RunOutcome::Cancelled, None, RunEnd::Interrupted(signal));

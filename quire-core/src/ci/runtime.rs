@@ -96,6 +96,10 @@ impl Emitter {
         self.stop.send_replace(true);
     }
 
+    pub fn failure(&self) -> Option<&RecordError> {
+        self.failure.as_ref()
+    }
+
     pub fn take_failure(&mut self) -> Option<RecordError> {
         self.failure.take()
     }
@@ -139,6 +143,12 @@ pub struct JobContext {
     pub index: usize,
     /// How many `sh` calls the job has made.
     pub sh_count: Cell<u32>,
+    /// The coroutine the run-fn runs in, the only one that may run commands
+    /// (by address: a strong reference here would keep the coroutine, and
+    /// all it holds, alive through the runtime table's closures for ever).
+    pub thread: *const std::ffi::c_void,
+    /// Set when the job has ended: its runtime refuses to run commands.
+    pub finished: Cell<bool>,
 }
 
 /// The runtime table for one job.
@@ -150,8 +160,9 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
         let ctx = ctx.clone();
         // The caller's line must be read now, while its frame is on the stack.
         let location = caller_location(&lua).map(|l| format!("{l}: ")).unwrap_or_default();
-        let parsed =
-            parse_sh_args(&ctx, cmd, opts).map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
+        let parsed = check_caller(&lua, &ctx)
+            .and_then(|()| parse_sh_args(&ctx, cmd, opts))
+            .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
         async move {
             let (request, allow_failure) = parsed?;
             sh(&lua, &ctx, request, allow_failure, &location).await
@@ -206,49 +217,73 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// The global `runtime`: a view of the runtime of whichever job is running.
-/// Jobs are coroutines of one VM, so "which job" is "which coroutine", and
-/// coroutines a job creates inherit its runtime.
+/// The global `runtime`: a read-only view of the runtime of whichever job is
+/// running. Jobs are coroutines of one VM, run (polled) one at a time, so
+/// the running job is the one being polled, whatever coroutine of its own
+/// (`coroutine.create`, `coroutine.wrap`) it is in.
+#[derive(Clone, Default)]
 pub struct RuntimeGlobal {
-    threads: Table,
+    current: Rc<RefCell<Option<Table>>>,
 }
 
 const RUNTIME_GLOBAL: &str = r#"
-local threads, running, create = ...
-local function current()
-  local rt = threads[running()]
-  if rt == nil then error("runtime is only available while a job runs", 3) end
-  return rt
-end
-coroutine.create = function(f)
-  local co = create(f)
-  threads[co] = threads[running()]
-  return co
-end
+local current, error = ...
 runtime = setmetatable({}, {
-  __index = function(_, key) return current()[key] end,
+  __index = function(_, key)
+    local rt = current()
+    if rt == nil then error("runtime is only available while a job runs", 2) end
+    return rt[key]
+  end,
   __newindex = function() error("runtime is read-only", 2) end,
+  -- Locked, and marked for the sandbox's rawset, which would otherwise write
+  -- into the view itself, shadowing a field of every job's runtime.
+  __metatable = "read-only",
 })
 "#;
 
 impl RuntimeGlobal {
     pub fn install(lua: &Lua) -> mlua::Result<RuntimeGlobal> {
-        let threads = lua.create_table()?;
-        let weak = lua.create_table()?;
-        weak.set("__mode", "k")?;
-        threads.set_metatable(Some(weak))?;
-        let coroutine: Table = lua.globals().get("coroutine")?;
-        let running: mlua::Function = coroutine.get("running")?;
-        let create: mlua::Function = coroutine.get("create")?;
+        let global = RuntimeGlobal::default();
+        let current = global.current.clone();
+        let lookup = lua.create_function(move |_, ()| Ok(current.borrow().clone()))?;
+        let error: mlua::Function = lua.globals().get("error")?;
         lua.load(RUNTIME_GLOBAL)
             .set_name("=runtime")
-            .call::<()>((threads.clone(), running, create))?;
-        Ok(RuntimeGlobal { threads })
+            .call::<()>((lookup, error))?;
+        Ok(global)
     }
 
-    pub fn bind(&self, thread: &mlua::Thread, runtime: &Table) -> mlua::Result<()> {
-        self.threads.set(thread.clone(), runtime.clone())
+    /// Run `f` as the job whose runtime table is `runtime`.
+    pub fn run_as<R>(&self, runtime: &Table, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous runtime back even if `f` unwinds.
+        struct Restore<'a>(&'a RefCell<Option<Table>>, Option<Table>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.0.borrow_mut() = self.1.take();
+            }
+        }
+        let previous = self.current.replace(Some(runtime.clone()));
+        let _restore = Restore(&self.current, previous);
+        f()
     }
+}
+
+/// Commands run from the job's own coroutine. From a coroutine it created,
+/// the command's wait would suspend only that coroutine and the job would go
+/// on, running commands side by side (and could finish with one still
+/// running), which breaks the pairing of its events; a runtime table smuggled
+/// to another job (or kept past its job's end) would record commands under
+/// the wrong job.
+fn check_caller(lua: &Lua, ctx: &JobContext) -> Result<(), String> {
+    // While the job runs its coroutine is alive, so no other has its address.
+    if !ctx.finished.get() && lua.current_thread().to_pointer() == ctx.thread {
+        return Ok(());
+    }
+    Err(format!(
+        "job '{}' runs commands from its run-fn only, not from a coroutine it created, \
+         nor from another job or after it has finished",
+        ctx.job_id
+    ))
 }
 
 /// The request for the process layer, and whether a non-zero exit is allowed.
@@ -404,7 +439,7 @@ async fn sh(
     let n = ctx.sh_count.get() + 1;
     ctx.sh_count.set(n);
     request.log_path = run.out_dir.join("jobs").join(&ctx.job_id).join(format!("sh-{n}.log"));
-    let display = run.redactor.redact_str(&request.command.display());
+    let display = request.command.display_redacted(&run.redactor);
     run.emitter.borrow_mut().wire(EventKind::ShStarted {
         job_id: ctx.job_id.clone(),
         cmd: display.clone(),
@@ -447,8 +482,8 @@ async fn sh(
                 "was stopped because the run is stopping (exit code {})",
                 output.exit_code
             )
-        } else if output.exit_code == 127 {
-            "could not be started (exit code 127; see its log)".to_string()
+        } else if let Some(reason) = &output.not_started {
+            format!("could not be started (exit code 127): {reason}")
         } else {
             format!("exited with code {}", output.exit_code)
         };

@@ -5,14 +5,14 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use mlua::{Lua, MultiValue, Value};
+use mlua::{MultiValue, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::event::{EventKind, JobOutcome};
-use super::load::lua_error_message;
 use super::pipeline::Pipeline;
 use super::runtime::{JobContext, RunContext, RuntimeEvent, RuntimeGlobal, runtime_table};
+use crate::lua::{BudgetOwner, Sandbox, describe_error};
 
 /// Why the run stops early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl Board {
 /// Run every job of `pipeline`. `stop` carries an outside request to stop
 /// (a signal); `cancel` is the sender every command watches.
 pub async fn execute(
-    lua: &Lua,
+    sandbox: &Sandbox,
     pipeline: &Rc<Pipeline>,
     runtime_global: &RuntimeGlobal,
     run: &Rc<RunContext>,
@@ -158,15 +158,21 @@ pub async fn execute(
     let parallelism = options.parallelism.max(1);
 
     loop {
+        // A record that can no longer be written stops the run at once, even
+        // before its watch is seen below: no job may start after it.
+        if run.emitter.borrow().failure().is_some() {
+            cancel.send_replace(true);
+        }
         while !*cancel.borrow() && running.len() < parallelism {
             let Some(i) = board.ready.pop_first() else { break };
             board.states[i] = JobState::Running;
-            match start_job(lua, pipeline, runtime_global, run, i) {
+            match start_job(sandbox, pipeline, runtime_global, run, i) {
                 Ok(future) => {
                     running.spawn_local(future);
                 }
                 Err(err) => {
-                    finish_unstarted(run, &pipeline.jobs[i].id, &lua_error_message(&err));
+                    let message = run.redactor.redact_str(&sandbox.describe_error(&err, None));
+                    finish_unstarted(run, &pipeline.jobs[i].id, &message);
                     board.finish(pipeline, run, i, JobOutcome::Failed);
                 }
             }
@@ -223,33 +229,45 @@ fn finish_unstarted(run: &RunContext, job_id: &str, message: &str) {
 type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (usize, JobOutcome)>>>;
 
 fn start_job(
-    lua: &Lua,
+    sandbox: &Sandbox,
     pipeline: &Rc<Pipeline>,
     runtime_global: &RuntimeGlobal,
     run: &Rc<RunContext>,
     index: usize,
 ) -> mlua::Result<JobFuture> {
+    let lua = sandbox.lua();
     let job = &pipeline.jobs[index];
+    let thread = lua.create_thread(job.run_fn.clone())?;
     let ctx = Rc::new(JobContext {
         run: run.clone(),
         job_id: job.id.clone(),
         pipeline: pipeline.clone(),
         index,
         sh_count: Cell::new(0),
+        thread: thread.to_pointer(),
+        finished: Cell::new(false),
     });
     let runtime = runtime_table(lua, &ctx)?;
-    let thread = lua.create_thread(job.run_fn.clone())?;
-    runtime_global.bind(&thread, &runtime)?;
     run.emitter
         .borrow_mut()
         .wire(EventKind::JobStarted { job_id: job.id.clone() });
-    let call = thread.into_async::<MultiValue>(runtime)?;
+    let mut call = Box::pin(thread.clone().into_async::<MultiValue>(runtime.clone())?);
+    // Each poll runs the job's code: as this job (for the global `runtime`),
+    // spending this job's instruction budget.
+    let meter = sandbox.meter().clone();
+    let mut budget = meter.budget(BudgetOwner::Job(job.id.as_str().into()));
+    let runtime_global = runtime_global.clone();
+    let metered = std::future::poll_fn(move |cx| {
+        runtime_global.run_as(&runtime, || meter.run(&mut budget, || call.as_mut().poll(cx)))
+    });
+    let limits = sandbox.limits();
     Ok(Box::pin(async move {
-        let result = call.await;
+        let result = metered.await;
+        ctx.finished.set(true);
         let run = &ctx.run;
         let (outcome, error) = match result {
             Err(_) if run.cancelled() => (JobOutcome::Cancelled, None),
-            Err(err) => (JobOutcome::Failed, Some(lua_error_message(&err))),
+            Err(err) => (JobOutcome::Failed, Some(describe_error(limits, &err, Some(&thread)))),
             Ok(values) => match values.into_iter().next().unwrap_or(Value::Nil) {
                 Value::Nil if ctx.sh_count.get() == 0 => (JobOutcome::Skipped, None),
                 Value::Nil => (JobOutcome::Complete, None),
@@ -389,6 +407,7 @@ mod tests {
             secrets: Vec::new(),
             default_timeout: None,
             kill_grace: Duration::from_secs(1),
+            limits: crate::lua::Limits::default(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -639,7 +639,9 @@ impl<'a> Compiler<'a> {
         }
         let mut forms = Vec::with_capacity(items.len());
         forms.extend_from_slice(items);
-        let mut exprs = self.exprs_in_order(&forms, true)?;
+        // Only the last argument spreads its values; a callee is one value even
+        // with no arguments (`((values))` calls nil, it does not vanish).
+        let mut exprs = self.exprs_in_order(&forms, forms.len() > 1)?;
         let callee = exprs.remove(0);
         let line = self.line(form.span);
         let code = format!("{}{}({})", line_mark(line), callee.prefix(), join_exprs(&exprs));

@@ -774,3 +774,15 @@ fn every_special_with_odd_arguments_never_panics() {
         }
     }
 }
+
+/// Found by the `compile` fuzz target: a call with no arguments whose callee
+/// yields no values emptied the expression list and panicked.
+#[test]
+fn calling_the_result_of_an_empty_values_calls_nil() {
+    let out = run("(print (pcall (fn [] ((values)))))");
+    assert!(out.starts_with("false\t"), "{out}");
+    assert!(out.contains("attempt to call a nil value"), "{out}");
+    // The input as the fuzzer found it.
+    let found = "(fn none [])\n(print (select \"#\" ((values)))\n(print (select 2 :a :b :cnone)))\n";
+    assert!(lua_of(found).is_ok());
+}

@@ -1,0 +1,11 @@
+;; trailing nils.
+(fn three [] (values 1 nil nil))
+(print (select "#" (three)))
+(print (select "#" (values)))
+(print (select "#" nil))
+(print (select 2 :a :b :c))
+(print (select -1 :a :b :c))
+(fn none [])
+(print (select "#" ((values)))
+(print (select "#" nil))
+(print (select 2 :a :b :cnone)))

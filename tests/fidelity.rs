@@ -1,0 +1,247 @@
+//! Output fidelity and faults end to end (design §5, §7): logs keep every
+//! byte, the capture returned to Lua is capped, stdin is empty, and a record
+//! that can no longer be written, or a workspace that vanishes, ends the run
+//! cleanly.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Workspace, cri_lines};
+
+const HANG: Duration = Duration::from_secs(120);
+
+/// The raw bytes of a CRI log line after its timestamp: `stream tag text`.
+fn raw_pieces(log: &[u8]) -> Vec<&[u8]> {
+    log.split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| &line[line.iter().position(|&b| b == b' ').expect("a timestamp") + 1..])
+        .collect()
+}
+
+#[test]
+fn logs_keep_bytes_long_lines_and_a_last_line_without_newline() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("out", {"quire/push"}, function(rt)
+  local r = rt.sh("printf 'a\\377\\376b\\r\\n'")
+  -- Lua gets the raw bytes too.
+  assert(r.stdout == "a\255\254b\r\n", "raw bytes")
+  rt.sh("head -c 40000 /dev/zero | tr '\\0' x; echo; printf 'no newline'")
+  rt.sh("printf 'err\\377' >&2")
+  return {}
+end)
+"#,
+    );
+    ws.run_events(&[]).assert_code(0);
+    let log = std::fs::read(ws.path().join("out/jobs/out/sh-1.log")).unwrap();
+    assert_eq!(raw_pieces(&log), [&b"stdout F a\xff\xfeb\r"[..]]);
+
+    let pieces = cri_lines(&ws.log("out", 2));
+    let x = |n| "x".repeat(n);
+    assert_eq!(
+        pieces,
+        [
+            format!("stdout P {}", x(16384)),
+            format!("stdout P {}", x(16384)),
+            format!("stdout F {}", x(40000 - 2 * 16384)),
+            "stdout F no newline".to_string(),
+        ]
+    );
+    let log = std::fs::read(ws.path().join("out/jobs/out/sh-3.log")).unwrap();
+    assert_eq!(raw_pieces(&log), [&b"stderr F err\xff"[..]]);
+}
+
+#[test]
+fn the_capture_returned_to_lua_is_capped_at_16_mib_and_the_log_keeps_everything() {
+    const SIXTEEN_MIB: usize = 16 * 1024 * 1024;
+    const WRITTEN: usize = SIXTEEN_MIB + 1024 * 1024;
+    let ws = Workspace::lua(&format!(
+        r#"
+local ci = require("quire.ci")
+ci.job("big", {{"quire/push"}}, function(rt)
+  local r = rt.sh("head -c {WRITTEN} /dev/zero | tr '\\0' x; printf small >&2")
+  assert(#r.stdout == {SIXTEEN_MIB}, "stdout is " .. #r.stdout .. " bytes")
+  assert(r["stdout-truncated"] == true, "stdout-truncated")
+  assert(r.stderr == "small" and r["stderr-truncated"] == nil, "stderr whole")
+  return {{}}
+end)
+"#
+    ));
+    ws.run_events(&[]).assert_code(0);
+    // Reassembled from its pieces, the log holds all that was written.
+    let log = std::fs::read(ws.path().join("out/jobs/big/sh-1.log")).unwrap();
+    let mut stdout = 0;
+    let mut finals = 0;
+    for piece in raw_pieces(&log) {
+        if let Some(text) = piece.strip_prefix(b"stdout P ") {
+            stdout += text.len();
+        } else if let Some(text) = piece.strip_prefix(b"stdout F ") {
+            stdout += text.len();
+            finals += 1;
+        }
+    }
+    assert_eq!((stdout, finals), (WRITTEN, 1));
+}
+
+#[test]
+fn commands_read_an_empty_stdin_whatever_quire_ci_was_given() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("stdin", {"quire/push"}, function(rt)
+  local r = rt.sh("cat; readlink /proc/self/fd/0")
+  assert(r.stdout == "/dev/null\n", r.stdout)
+  return {}
+end)
+"#,
+    );
+    let mut cmd = common::quire_ci();
+    cmd.arg("-w")
+        .arg(ws.path())
+        .args(["run", "--events", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Data waiting on quire-ci's own stdin must not reach the command.
+    child.stdin.take().unwrap().write_all(b"not for the command\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_log_directory_unwritable_mid_run_stops_the_run_with_exit_3_and_a_complete_stream() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+-- Between two jobs, the next job's log directory becomes a file (permission
+-- bits would not stop root).
+ci.job("vandal", {"quire/push"}, function(rt) rt.sh("touch ../out/jobs/victim", {cwd = "sub"}) end)
+ci.job("victim", {"vandal"}, function(rt) rt.sh("echo never logged") end)
+ci.job("later", {"victim"}, function(rt) rt.sh("echo never") end)
+ci.job("other", {"vandal"}, function(rt) rt.sh("echo never either") end)
+"#,
+    );
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("cannot write log") && run.stderr.contains("out/jobs/victim/sh-1.log: File exists"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(
+        run.event_lines().join("\n"),
+        [
+            r#"{"type":"run_started","sha":"0000000000000000000000000000000000000000","ref":"HEAD","jobs":["vandal","victim","later","other"]}"#,
+            r#"{"type":"job_started","job_id":"vandal"}"#,
+            r#"{"type":"sh_started","job_id":"vandal","cmd":"touch ../out/jobs/victim"}"#,
+            r#"{"type":"sh_finished","job_id":"vandal","exit_code":0}"#,
+            r#"{"type":"job_finished","job_id":"vandal","outcome":"complete"}"#,
+            r#"{"type":"job_started","job_id":"victim"}"#,
+            r#"{"type":"sh_started","job_id":"victim","cmd":"echo never logged"}"#,
+            r#"{"type":"sh_finished","job_id":"victim","exit_code":127}"#,
+            r#"{"type":"job_finished","job_id":"victim","outcome":"failed"}"#,
+            r#"{"type":"job_skipped","job_id":"later","blocked_by":"victim"}"#,
+            r#"{"type":"job_skipped","job_id":"other"}"#,
+            r#"{"type":"run_finished","outcome":"failed"}"#,
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn a_command_that_removes_its_own_log_directory_stops_the_run_too() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("vandal", {"quire/push"}, function(rt)
+  rt.sh("rm -r ../out/jobs && touch ../out/jobs", {cwd = "sub"})
+  rt.sh("echo never")
+end)
+"#,
+    );
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("out/jobs/vandal/sh-1.log: Not a directory"),
+        "{}",
+        run.stderr
+    );
+    let lines = run.event_lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("sh_started")).count(),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"failed"}"#);
+}
+
+#[test]
+fn a_log_removed_while_its_command_runs_is_caught_too() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("vandal", {"quire/push"}, function(rt)
+  rt.sh("echo before; rm -r ../out/jobs; echo into the void", {cwd = "sub"})
+end)
+"#,
+    );
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    assert!(
+        run.stderr
+            .contains("the log file was removed or replaced while the command ran"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.event_lines().last().unwrap(),
+        r#"{"type":"run_finished","outcome":"failed"}"#
+    );
+}
+
+#[test]
+fn a_workspace_that_disappears_mid_run_fails_its_job_with_the_reason() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("vanish", {"quire/push"}, function(rt)
+  rt.sh("rm -rf \"$PWD\"")
+  rt.sh("echo too late")
+end)
+"#,
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let run = ws.run_within(
+        HANG,
+        &[
+            "run",
+            "--events",
+            "stdout",
+            "-j",
+            "1",
+            "--out-dir",
+            logs.path().to_str().unwrap(),
+        ],
+    );
+    run.assert_code(1);
+    assert!(!ws.path().exists());
+    let lines = run.event_lines();
+    assert!(lines.contains(&r#"{"type":"sh_finished","job_id":"vanish","exit_code":127}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"vanish","outcome":"failed"}"#.to_string()));
+    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"failed"}"#);
+    let want = format!(
+        "command `echo too late` could not be started (exit code 127): cannot run \"/bin/sh\": working directory {}: No such file or directory",
+        ws.path().display()
+    );
+    assert!(run.stderr.contains(&want), "{want:?} missing from\n{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
