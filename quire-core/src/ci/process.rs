@@ -10,10 +10,12 @@
 //! capture cap, whatever the command prints.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use std::os::fd::OwnedFd;
@@ -189,8 +191,8 @@ pub async fn run_with_capture_limit(
 
     let mut out = Capture::new(OutputStream::Stdout, redactor, capture_limit);
     let mut err = Capture::new(OutputStream::Stderr, redactor, capture_limit);
-    let mut out_buf = vec![0u8; READ_BUF];
-    let mut err_buf = vec![0u8; READ_BUF];
+    let mut out_buf = Pooled::read();
+    let mut err_buf = Pooled::read();
     let mut scratch = Vec::new();
 
     let mut phase = Phase::Running;
@@ -580,7 +582,9 @@ impl<'r> Capture<'r> {
 /// The CRI log of one command.
 struct LogFile {
     path: PathBuf,
-    out: io::BufWriter<std::fs::File>,
+    file: std::fs::File,
+    /// Pieces not yet written to the file.
+    buf: Pooled,
     /// Timestamp of the read being written, formatted once per read.
     stamp: String,
 }
@@ -591,13 +595,21 @@ impl LogFile {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+        // The job's directory exists from its first command on: try the file first.
+        let file = match std::fs::File::create(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(fail)?;
+                }
+                std::fs::File::create(path)
+            }
+            created => created,
         }
-        let file = std::fs::File::create(path).map_err(fail)?;
+        .map_err(fail)?;
         Ok(LogFile {
             path: path.to_path_buf(),
-            out: io::BufWriter::with_capacity(LOG_BUF, file),
+            file,
+            buf: Pooled::log(),
             stamp: String::new(),
         })
     }
@@ -607,11 +619,22 @@ impl LogFile {
     }
 
     fn piece(&mut self, stream: OutputStream, partial: bool, text: &[u8]) -> Result<(), ShError> {
-        cri::write_piece(&mut self.out, &self.stamp, stream, partial, text).map_err(|e| self.fail(e))
+        // Timestamp, stream, tag and newline take under 64 bytes.
+        if self.buf.len() + text.len() + 64 > LOG_BUF {
+            self.flush()?;
+        }
+        // Writing to a Vec cannot fail.
+        let _ = cri::write_piece(&mut *self.buf, &self.stamp, stream, partial, text);
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ShError> {
-        self.out.flush().map_err(|e| self.fail(e))
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.buf);
+        self.buf.clear();
+        written.map_err(|e| self.fail(e))
     }
 
     fn fail(&self, source: io::Error) -> ShError {
@@ -619,6 +642,69 @@ impl LogFile {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// Read and log buffers, kept for the next command on this thread: allocating
+/// and zeroing 192 KiB for every command showed in the profile as page faults
+/// and memset (docs/performance.md).
+struct Pooled {
+    buf: Vec<u8>,
+    pool: &'static LocalKey<RefCell<Vec<Vec<u8>>>>,
+}
+
+thread_local! {
+    static READ_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static LOG_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers of each kind kept; enough for a few commands running at once.
+const SPARE_BUFS: usize = 8;
+
+impl Pooled {
+    fn take(pool: &'static LocalKey<RefCell<Vec<Vec<u8>>>>, new: fn() -> Vec<u8>) -> Pooled {
+        let spare = pool.with(|p| p.borrow_mut().pop());
+        Pooled {
+            buf: spare.unwrap_or_else(new),
+            pool,
+        }
+    }
+
+    /// READ_BUF bytes to read into.
+    fn read() -> Pooled {
+        Pooled::take(&READ_BUFS, || vec![0; READ_BUF])
+    }
+
+    /// Empty, with room for LOG_BUF bytes.
+    fn log() -> Pooled {
+        Pooled::take(&LOG_BUFS, || Vec::with_capacity(LOG_BUF))
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // At thread exit the pool may be gone already; then the buffer is just freed.
+        let _ = self.pool.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut()
+                && pool.len() < SPARE_BUFS
+            {
+                pool.push(buf);
+            }
+        });
     }
 }
 
