@@ -321,6 +321,7 @@ fn spawn(req: &ShRequest) -> io::Result<Child> {
         pid: spawned.pid,
         stdout: None,
         stderr: None,
+        writers: Some(spawned.writers),
         exit: None,
         sigchld: None,
         reaped: false,
@@ -345,6 +346,8 @@ struct Child {
     pid: libc::pid_t,
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
+    /// Closed once the process is reaped (see [`spawn::Spawned::writers`]).
+    writers: Option<[OwnedFd; 2]>,
     /// The pidfd, readable once the process has exited.
     exit: Option<AsyncFd<OwnedFd>>,
     /// Without a pidfd (Linux before 5.2): every SIGCHLD is a hint to try again.
@@ -365,7 +368,12 @@ impl Child {
                 }
                 (None, None) => None,
             };
-            if let Some(status) = spawn::try_reap(self.pid)? {
+            let reaped = spawn::try_reap(self.pid);
+            if !matches!(reaped, Ok(None)) {
+                // Exited (or gone): the pipes may now end, once what the process left behind is read.
+                self.writers = None;
+            }
+            if let Some(status) = reaped? {
                 self.reaped = true;
                 return Ok(ExitStatus::from_raw(status));
             }
@@ -946,6 +954,21 @@ mod tests {
         };
         assert_eq!(mask("SigBlk:"), 0, "{out}");
         assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
+    }
+
+    #[test]
+    fn output_closed_before_the_exit_is_all_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(
+            &sh(dir.path(), "echo one; printf two; exec >&- 2>&-; sleep 0.2; exit 3"),
+            &[],
+        );
+        assert_eq!(ran.out.exit_code, 3);
+        assert_eq!(
+            stream_log(&ran, OutputStream::Stdout),
+            ["TS stdout F one", "TS stdout F two"]
+        );
+        assert_eq!(ran.out.stdout, b"one\ntwo");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub(crate) struct Spawned {
     /// Read ends, non-blocking and close-on-exec.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The runner's copies of the write ends. Held until the child is reaped,
+    /// the pipes can't report end-of-file before the exit does: otherwise each
+    /// of the two closes and the exit would wake the runner separately.
+    pub writers: [OwnedFd; 2],
 }
 
 /// What to exec: candidates tried in order, then the argv and environment.
@@ -227,7 +231,6 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
         // while the child runs, CLONE_VFORK); args outlives the child's use of it.
         unsafe { clone_child(&mut args, &mut stack.0) }
     })?;
-    drop((stdout_w, stderr_w));
 
     // SAFETY: the child is done with args (it exec'd or exited); volatile since it wrote behind the compiler's back.
     let error = unsafe { ptr::read_volatile(&args.error) };
@@ -242,6 +245,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
         pidfd,
         stdout,
         stderr,
+        writers: [stdout_w, stderr_w],
     })
 }
 
