@@ -4,15 +4,22 @@
 //! Plain text when stderr is not a terminal (logs, CI), colour and a live
 //! status line of the running jobs when it is (never with `NO_COLOR`).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IsTerminal, Write};
+use std::rc::Rc;
 
 use anstyle::{AnsiColor, Style};
 use quire_core::ci::event::{Event, EventKind, JobOutcome, RunOutcome, now_ms};
+use quire_core::ci::process::OutputStream;
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
+use tokio::sync::Notify;
 
 /// Lines of output kept per job for the failure summary.
 const TAIL_LINES: usize = 10;
+
+/// Batched output is written out once this much is waiting.
+const PENDING_MAX: usize = 64 * 1024;
 
 /// Colours given to job prefixes in turn, so interleaved output stays readable.
 const JOB_COLOURS: [AnsiColor; 6] = [
@@ -54,21 +61,29 @@ struct JobView {
     last_cmd: Option<String>,
     last_exit: Option<i32>,
     error: Option<String>,
-    tail: VecDeque<String>,
+    /// The last lines of output, raw: most are never shown.
+    tail: VecDeque<Vec<u8>>,
 }
 
 pub struct Reporter<W: Write> {
     out: W,
     mode: Mode,
     quiet: bool,
-    /// Job ids in declaration order, for the summary.
+    /// Job ids in declaration order, for the summary; `jobs` is in the same order.
     order: Vec<String>,
-    jobs: HashMap<String, JobView>,
+    jobs: Vec<JobView>,
+    index: HashMap<String, usize>,
+    /// The job looked up last: output comes in runs of lines of one job.
+    last: usize,
     /// Running jobs, in the order they started, for the live status line.
     running: Vec<String>,
     status_shown: bool,
     width: usize,
     run_started_ms: Option<u64>,
+    /// Text not yet written to `out`: every write goes through it, so order is kept.
+    pending: Vec<u8>,
+    /// Set by [`Reporter::batch_output`]: lines of output wait here for a flush.
+    flusher: Option<Rc<Notify>>,
 }
 
 impl Reporter<io::Stderr> {
@@ -84,17 +99,40 @@ impl<W: Write> Reporter<W> {
             mode,
             quiet,
             order: Vec::new(),
-            jobs: HashMap::new(),
+            jobs: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
             running: Vec::new(),
             status_shown: false,
             width: 0,
             run_started_ms: None,
+            pending: Vec::new(),
+            flusher: None,
         }
+    }
+
+    /// Let lines of command output wait, and ask `flusher` to have
+    /// [`Reporter::flush`] called soon: a task that waits on it runs once the
+    /// job yields, so each read of output is one write to stderr, not one
+    /// (or four, stderr being unbuffered) per line. Anything else is written at once.
+    pub fn batch_output(&mut self, flusher: Rc<Notify>) {
+        self.flusher = Some(flusher);
+    }
+
+    /// Write out what is waiting, with the live status line under it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.draw_status()?;
+        if !self.pending.is_empty() {
+            let written = self.out.write_all(&self.pending);
+            self.pending.clear();
+            written?;
+        }
+        self.out.flush()
     }
 
     /// Redraw the live status line (durations move on between events).
     pub fn tick(&mut self) {
-        let _ = self.draw_status();
+        let _ = self.flush();
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -104,64 +142,98 @@ impl<W: Write> Reporter<W> {
         }
     }
 
-    fn job(&mut self, id: &str) -> &mut JobView {
-        if !self.jobs.contains_key(id) {
-            let colour = self.order.len() % JOB_COLOURS.len();
-            self.order.push(id.to_string());
-            self.width = self.width.max(id.len());
-            self.jobs.insert(
-                id.to_string(),
-                JobView {
-                    colour,
-                    ..JobView::default()
-                },
-            );
+    fn job_index(&mut self, id: &str) -> usize {
+        if self.order.get(self.last).is_some_and(|last| last == id) {
+            return self.last;
         }
-        self.jobs.get_mut(id).expect("inserted above")
+        let i = match self.index.get(id) {
+            Some(&i) => i,
+            None => {
+                let i = self.order.len();
+                self.order.push(id.to_string());
+                self.index.insert(id.to_string(), i);
+                self.width = self.width.max(id.len());
+                self.jobs.push(JobView {
+                    colour: i % JOB_COLOURS.len(),
+                    ..JobView::default()
+                });
+                i
+            }
+        };
+        self.last = i;
+        i
+    }
+
+    fn job(&mut self, id: &str) -> &mut JobView {
+        let i = self.job_index(id);
+        &mut self.jobs[i]
+    }
+
+    fn view(&self, id: &str) -> Option<&JobView> {
+        self.index.get(id).map(|&i| &self.jobs[i])
     }
 
     /// Take the status line off the screen before printing above it.
-    fn clear_status(&mut self) -> io::Result<()> {
+    fn clear_status(&mut self) {
         if self.status_shown {
-            write!(self.out, "\r\x1b[2K")?;
+            self.pending.extend_from_slice(b"\r\x1b[2K");
             self.status_shown = false;
         }
-        Ok(())
     }
 
     fn draw_status(&mut self) -> io::Result<()> {
         if self.mode != Mode::Terminal || self.quiet {
             return Ok(());
         }
-        self.clear_status()?;
+        self.clear_status();
         if self.running.len() < 2 {
-            return self.out.flush();
+            return Ok(());
         }
         let now = now_ms();
         let parts: Vec<String> = self
             .running
             .iter()
-            .map(|id| {
-                format!(
-                    "{id} {}",
-                    duration(self.jobs.get(id).and_then(|j| j.started_ms), Some(now))
-                )
-            })
+            .map(|id| format!("{id} {}", duration(self.view(id).and_then(|j| j.started_ms), Some(now))))
             .collect();
         let text = format!("running: {}", parts.join(", "));
         let text = self.paint(Style::new().dimmed(), &text);
-        write!(self.out, "{text}")?;
+        self.pending.extend_from_slice(text.as_bytes());
         self.status_shown = true;
-        self.out.flush()
+        Ok(())
     }
 
     /// One line about a job, prefixed by its id (aligned, coloured per job).
     fn line(&mut self, job_id: &str, text: &str) -> io::Result<()> {
-        self.clear_status()?;
+        self.clear_status();
         let colour = self.job(job_id).colour;
-        let prefix = format!("{job_id:<width$} |", width = self.width);
-        let prefix = self.paint(Style::new().fg_color(Some(JOB_COLOURS[colour].into())), &prefix);
-        writeln!(self.out, "{prefix} {text}")
+        let width = self.width;
+        // Writing to a Vec cannot fail.
+        let _ = match self.mode {
+            Mode::Plain => writeln!(self.pending, "{job_id:<width$} | {text}"),
+            Mode::Terminal => {
+                let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
+                writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
+            }
+        };
+        Ok(())
+    }
+
+    /// A line of command output: kept for the failure summary, shown unless quiet.
+    fn output_line(&mut self, job_id: &str, line: &[u8]) -> io::Result<()> {
+        let job = self.job(job_id);
+        // Reuse the oldest line's buffer: a loud command prints millions.
+        let mut kept = if job.tail.len() == TAIL_LINES {
+            job.tail.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        kept.clear();
+        kept.extend_from_slice(line);
+        job.tail.push_back(kept);
+        if self.quiet {
+            return Ok(());
+        }
+        self.line(job_id, &lossy(line))
     }
 
     fn outcome_style(outcome: &str) -> Style {
@@ -184,7 +256,7 @@ impl<W: Write> Reporter<W> {
                 if !self.quiet {
                     let short: String = sha.chars().take(12).collect();
                     let count = jobs.len();
-                    writeln!(self.out, "run {short} {git_ref}: {count} job{}", plural(count))?;
+                    writeln!(self.pending, "run {short} {git_ref}: {count} job{}", plural(count))?;
                 }
             }
             EventKind::JobStarted { job_id } => {
@@ -214,7 +286,7 @@ impl<W: Write> Reporter<W> {
                 job.outcome = Some(*outcome);
                 let took = duration(job.started_ms, Some(at));
                 let error = job.error.clone();
-                let tail: Vec<String> = job.tail.iter().cloned().collect();
+                let tail: Vec<String> = job.tail.iter().map(|t| lossy(t).into_owned()).collect();
                 let word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
                 if *outcome == JobOutcome::Failed {
                     let why = error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -243,9 +315,9 @@ impl<W: Write> Reporter<W> {
                 }
             }
             EventKind::RunFinished { outcome, error } => {
-                self.clear_status()?;
+                self.clear_status();
                 if let Some(error) = error {
-                    writeln!(self.out, "{error}")?;
+                    writeln!(self.pending, "{error}")?;
                 }
                 self.summary(at, *outcome)?;
             }
@@ -256,16 +328,16 @@ impl<W: Write> Reporter<W> {
     fn summary(&mut self, at: u64, outcome: RunOutcome) -> io::Result<()> {
         let run_word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
         if self.order.is_empty() || self.run_started_ms.is_none() {
-            return writeln!(self.out, "run {run_word}");
+            return writeln!(self.pending, "run {run_word}");
         }
         let width = self.width.max(3);
-        writeln!(self.out)?;
+        writeln!(self.pending)?;
         let header = format!("{:<width$}  {:<9}  duration", "job", "outcome");
-        writeln!(self.out, "{}", self.paint(Style::new().bold(), &header))?;
+        writeln!(self.pending, "{}", self.paint(Style::new().bold(), &header))?;
         let mut counts: Vec<(&str, usize)> = Vec::new();
         let mut rows = Vec::new();
         for id in &self.order {
-            let job = &self.jobs[id];
+            let job = &self.jobs[self.index[id]];
             let (state, detail) = match (job.outcome, job.not_run) {
                 (Some(outcome), _) => (outcome.as_str(), duration(job.started_ms, job.finished_ms)),
                 (None, true) => (
@@ -286,17 +358,17 @@ impl<W: Write> Reporter<W> {
         for (id, state, detail) in rows {
             let padded = format!("{state:<9}");
             writeln!(
-                self.out,
+                self.pending,
                 "{id:<width$}  {}  {detail}",
                 self.paint(Self::outcome_style(state), &padded)
             )?;
         }
         for id in &self.order {
-            let job = &self.jobs[id];
+            let job = &self.jobs[self.index[id]];
             if job.outcome != Some(JobOutcome::Failed) {
                 continue;
             }
-            writeln!(self.out)?;
+            writeln!(self.pending)?;
             // The job's error says what failed (a command, or the run-fn itself).
             let headline = match (&job.error, &job.last_cmd, job.last_exit) {
                 (Some(error), _, _) => format!("{id}: {error}"),
@@ -304,17 +376,17 @@ impl<W: Write> Reporter<W> {
                 _ => format!("{id}: failed"),
             };
             writeln!(
-                self.out,
+                self.pending,
                 "{}",
                 self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
             )?;
             for text in &job.tail {
-                writeln!(self.out, "  {text}")?;
+                writeln!(self.pending, "  {}", lossy(text))?;
             }
         }
         let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
         let total = duration(self.run_started_ms, Some(at));
-        writeln!(self.out, "\nrun {run_word} in {total}: {}", counts.join(", "))
+        writeln!(self.pending, "\nrun {run_word} in {total}: {}", counts.join(", "))
     }
 }
 
@@ -322,23 +394,41 @@ impl<W: Write> Observer for Reporter<W> {
     fn observe(&mut self, event: &RuntimeEvent) -> io::Result<()> {
         let result = match event {
             RuntimeEvent::Wire(event) => self.on_wire(event),
-            RuntimeEvent::Output { job_id, line, .. } => {
-                let text = String::from_utf8_lossy(line).into_owned();
-                let job = self.job(job_id);
-                if job.tail.len() == TAIL_LINES {
-                    job.tail.pop_front();
-                }
-                job.tail.push_back(text.clone());
-                if self.quiet { Ok(()) } else { self.line(job_id, &text) }
-            }
+            RuntimeEvent::Output { job_id, stream, line } => return self.output(job_id, *stream, line),
             RuntimeEvent::JobError { job_id, message } => {
                 self.job(job_id).error = Some(message.clone());
                 Ok(())
             }
         };
         // The reporter is for a person: a closed stderr must not stop the run.
-        let _ = result.and_then(|()| self.draw_status());
+        let _ = result.and_then(|()| self.flush());
         Ok(())
+    }
+
+    fn output(&mut self, job_id: &str, _stream: OutputStream, line: &[u8]) -> io::Result<()> {
+        let was_empty = self.pending.is_empty();
+        let _ = self.output_line(job_id, line);
+        if self.pending.is_empty() {
+            return Ok(()); // quiet
+        }
+        match &self.flusher {
+            Some(flusher) if self.pending.len() < PENDING_MAX => {
+                if was_empty {
+                    flusher.notify_one();
+                }
+            }
+            // The reporter is for a person: a closed stderr must not stop the run.
+            _ => drop(self.flush()),
+        }
+        Ok(())
+    }
+}
+
+/// Output as text: borrowed when it is UTF-8 (checked the fast way), U+FFFD for what is not.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -500,6 +590,29 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
             "test   | failed in 0.50s: .quire/ci.fnl:7: command `make check` exited with code 2\ntest   | 1 test failed\n\njob"
         ), "{text}");
         assert!(!text.contains("compiled"));
+    }
+
+    #[test]
+    fn batched_output_waits_for_a_flush_and_keeps_its_order() {
+        let mut reporter = Reporter::new(Vec::new(), Mode::Plain, false);
+        reporter.batch_output(Rc::new(Notify::new()));
+        reporter
+            .observe(&wire(0, EventKind::JobStarted { job_id: "a".into() }))
+            .unwrap();
+        reporter.observe(&output("a", "one")).unwrap();
+        reporter.output("a", OutputStream::Stderr, b"t\xffwo").unwrap();
+        assert_eq!(String::from_utf8_lossy(&reporter.out), "a | started\n");
+        reporter.flush().unwrap();
+        reporter.output("a", OutputStream::Stdout, b"three").unwrap();
+        let finished = EventKind::JobFinished {
+            job_id: "a".into(),
+            outcome: JobOutcome::Complete,
+        };
+        reporter.observe(&wire(10, finished)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&reporter.out),
+            "a | started\na | one\na | t\u{FFFD}wo\na | three\na | complete in 0.01s\n"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use quire_core::ci::process::OutputStream;
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
 
 /// The run record's destination. Each event is one `write` of one whole line,
@@ -66,5 +67,10 @@ impl Observer for EventSink {
             }
             EventSink::Null => Ok(()),
         }
+    }
+
+    /// Output is in the logs, not in the event stream.
+    fn output(&mut self, _: &str, _: OutputStream, _: &[u8]) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use quire_core::ci::event::{EventKind, RunOutcome};
 use quire_core::ci::run::{self, RunEnd, RunRequest, render_plain};
 use quire_core::ci::runtime::{Emitter, Observer};
 use quire_core::ci::schedule::StopReason;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::resolve_workspace;
 use crate::cli::RunArgs;
@@ -146,6 +146,17 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     let end = local.block_on(&runtime, async {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::task::spawn_local(watch_signals(stop_tx));
+        // Lines of output are written out in batches, once the job yields.
+        let flusher = Rc::new(Notify::new());
+        reporter.borrow_mut().batch_output(flusher.clone());
+        let batched = reporter.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                flusher.notified().await;
+                // The reporter is for a person: a closed stderr must not stop the run.
+                let _ = batched.borrow_mut().flush();
+            }
+        });
         // Keep the live status line's durations moving between events.
         tokio::task::spawn_local(async move {
             let mut ticks = tokio::time::interval(STATUS_TICK);

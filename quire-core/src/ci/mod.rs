@@ -11,4 +11,5 @@ pub mod record;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
+mod spawn;
 pub mod stdlib;

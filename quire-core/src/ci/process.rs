@@ -10,19 +10,26 @@
 //! capture cap, whatever the command prints.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
+use std::thread::LocalKey;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use std::os::fd::OwnedFd;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::net::unix::pipe;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use super::cri::OutputStream;
 use super::cri::{self, LineSplitter};
+use super::spawn::{self, Program};
 use crate::secret::{Redactor, StreamRedactor};
 
 /// The most output of each stream returned to the caller (the log keeps all).
@@ -192,8 +199,8 @@ pub async fn run_with_capture_limit(
         Ok(child) => child,
         Err(err) => return cannot_run(req, &err, redactor, &mut log, on_line),
     };
-    // With process_group(0) the group id is the child's pid.
-    let mut group = GroupKill::new(child.id().and_then(|id| libc::pid_t::try_from(id).ok()));
+    // The child leads its own process group: the group id is its pid.
+    let mut group = GroupKill::new(Some(child.pid));
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         // Both were asked for as pipes; tokio always provides them.
         group.signal(libc::SIGKILL);
@@ -202,8 +209,8 @@ pub async fn run_with_capture_limit(
 
     let mut out = Capture::new(OutputStream::Stdout, redactor, capture_limit);
     let mut err = Capture::new(OutputStream::Stderr, redactor, capture_limit);
-    let mut out_buf = vec![0u8; READ_BUF];
-    let mut err_buf = vec![0u8; READ_BUF];
+    let mut out_buf = Pooled::read();
+    let mut err_buf = Pooled::read();
     let mut scratch = Vec::new();
 
     let mut phase = Phase::Running;
@@ -325,45 +332,84 @@ fn exit_code(status: ExitStatus) -> i32 {
 }
 
 fn spawn(req: &ShRequest) -> io::Result<Child> {
-    let mut cmd = match &req.command {
-        CommandLine::Shell(script) => {
-            let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c").arg(script);
-            cmd
-        }
-        CommandLine::Argv(words) => {
-            let Some((program, args)) = words.split_first() else {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
-            };
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            cmd
-        }
+    let program = match &req.command {
+        CommandLine::Shell(script) => Program::shell(script, &req.env)?,
+        CommandLine::Argv(words) => Program::argv(words, &req.env)?,
     };
-    cmd.current_dir(&req.cwd)
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe calls (prctl, getppid) without allocating.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The runner may have died before prctl took effect.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+    let spawned = spawn::spawn(&program, &req.cwd)?;
+    let mut child = Child {
+        pid: spawned.pid,
+        stdout: None,
+        stderr: None,
+        writers: Some(spawned.writers),
+        exit: None,
+        sigchld: None,
+        reaped: false,
+    };
+    // Dropping `child` from here on kills and reaps the process.
+    match spawned.pidfd {
+        Some(pidfd) => {
+            // SAFETY: an OwnedFd stays open and keeps its descriptor for as long as the AsyncFd owns it.
+            let exit = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
+            child.exit = Some(exit.map_err(io::Error::from)?);
+        }
+        None => child.sigchld = Some(signal(SignalKind::child())?),
     }
-    cmd.spawn()
+    child.stdout = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stdout)?);
+    child.stderr = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stderr)?);
+    Ok(child)
+}
+
+/// A running command: `wait` reaps it; dropped before that, it is SIGKILLed
+/// and reaped later.
+struct Child {
+    pid: libc::pid_t,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    /// Closed once the process is reaped (see [`spawn::Spawned::writers`]).
+    writers: Option<[OwnedFd; 2]>,
+    /// The pidfd, readable once the process has exited.
+    exit: Option<AsyncFd<OwnedFd>>,
+    /// Without a pidfd (Linux before 5.2): every SIGCHLD is a hint to try again.
+    sigchld: Option<tokio::signal::unix::Signal>,
+    reaped: bool,
+}
+
+impl Child {
+    /// Wait for the exit. Cancel-safe: the select loop in `run` polls a new one each turn.
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        loop {
+            // Only ask the kernel once the pidfd says so (or a SIGCHLD came).
+            let ready = match (&self.exit, &mut self.sigchld) {
+                (Some(exit), _) => Some(exit.readable().await?),
+                (None, Some(sigchld)) => {
+                    sigchld.recv().await;
+                    None
+                }
+                (None, None) => None,
+            };
+            let reaped = spawn::try_reap(self.pid);
+            if !matches!(reaped, Ok(None)) {
+                // Exited (or gone): the pipes may now end, once what the process left behind is read.
+                self.writers = None;
+            }
+            if let Some(status) = reaped? {
+                self.reaped = true;
+                return Ok(ExitStatus::from_raw(status));
+            }
+            if let Some(mut ready) = ready {
+                ready.clear_ready();
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            spawn::abandon(self.pid);
+        }
+    }
 }
 
 /// Exit 127: say why in the log (as a stderr line), to `on_line`, and in the
@@ -565,7 +611,9 @@ impl<'r> Capture<'r> {
 /// The CRI log of one command.
 struct LogFile {
     path: PathBuf,
-    out: io::BufWriter<std::fs::File>,
+    file: std::fs::File,
+    /// Pieces not yet written to the file.
+    buf: Pooled,
     /// Timestamp of the read being written, formatted once per read.
     stamp: String,
 }
@@ -576,13 +624,21 @@ impl LogFile {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+        // The job's directory exists from its first command on: try the file first.
+        let file = match std::fs::File::create(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(fail)?;
+                }
+                std::fs::File::create(path)
+            }
+            created => created,
         }
-        let file = std::fs::File::create(path).map_err(fail)?;
+        .map_err(fail)?;
         Ok(LogFile {
             path: path.to_path_buf(),
-            out: io::BufWriter::with_capacity(LOG_BUF, file),
+            file,
+            buf: Pooled::log(),
             stamp: String::new(),
         })
     }
@@ -592,11 +648,22 @@ impl LogFile {
     }
 
     fn piece(&mut self, stream: OutputStream, partial: bool, text: &[u8]) -> Result<(), ShError> {
-        cri::write_piece(&mut self.out, &self.stamp, stream, partial, text).map_err(|e| self.fail(e))
+        // Timestamp, stream, tag and newline take under 64 bytes.
+        if self.buf.len() + text.len() + 64 > LOG_BUF {
+            self.flush()?;
+        }
+        // Writing to a Vec cannot fail.
+        let _ = cri::write_piece(&mut *self.buf, &self.stamp, stream, partial, text);
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ShError> {
-        self.out.flush().map_err(|e| self.fail(e))
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.buf);
+        self.buf.clear();
+        written.map_err(|e| self.fail(e))
     }
 
     /// Writes into a log file that was removed (or replaced) still succeed,
@@ -624,6 +691,69 @@ impl LogFile {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// Read and log buffers, kept for the next command on this thread: allocating
+/// and zeroing 192 KiB for every command showed in the profile as page faults
+/// and memset (docs/performance.md).
+struct Pooled {
+    buf: Vec<u8>,
+    pool: &'static LocalKey<RefCell<Vec<Vec<u8>>>>,
+}
+
+thread_local! {
+    static READ_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static LOG_BUFS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers of each kind kept; enough for a few commands running at once.
+const SPARE_BUFS: usize = 8;
+
+impl Pooled {
+    fn take(pool: &'static LocalKey<RefCell<Vec<Vec<u8>>>>, new: fn() -> Vec<u8>) -> Pooled {
+        let spare = pool.with(|p| p.borrow_mut().pop());
+        Pooled {
+            buf: spare.unwrap_or_else(new),
+            pool,
+        }
+    }
+
+    /// READ_BUF bytes to read into.
+    fn read() -> Pooled {
+        Pooled::take(&READ_BUFS, || vec![0; READ_BUF])
+    }
+
+    /// Empty, with room for LOG_BUF bytes.
+    fn log() -> Pooled {
+        Pooled::take(&LOG_BUFS, || Vec::with_capacity(LOG_BUF))
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // At thread exit the pool may be gone already; then the buffer is just freed.
+        let _ = self.pool.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut()
+                && pool.len() < SPARE_BUFS
+            {
+                pool.push(buf);
+            }
+        });
     }
 }
 
@@ -804,6 +934,82 @@ mod tests {
             ran.out.stdout,
             format!("value\n{}\nhas path\n", cwd.display()).as_bytes()
         );
+    }
+
+    fn executable(path: &Path, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn argv_is_found_on_the_commands_own_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        executable(&bin.join("quire-tool"), "#!/bin/sh\necho found \"$1\"\n", 0o755);
+        let mut r = req(dir.path(), CommandLine::Argv(vec!["quire-tool".into(), "it".into()]));
+        r.env.push(("PATH".into(), format!("/nonexistent:{}", bin.display())));
+        let ran = run_with(&r, &[]);
+        assert_eq!(
+            (ran.out.exit_code, ran.out.stdout.as_slice()),
+            (0, b"found it\n".as_slice())
+        );
+    }
+
+    #[test]
+    fn a_file_without_an_interpreter_line_runs_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        executable(&dir.path().join("plain"), "echo plain \"$1\"\n", 0o755);
+        let ran = run_with(
+            &req(dir.path(), CommandLine::Argv(vec!["./plain".into(), "x".into()])),
+            &[],
+        );
+        assert_eq!(
+            (ran.out.exit_code, ran.out.stdout.as_slice()),
+            (0, b"plain x\n".as_slice())
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_executable_is_127_permission_denied() {
+        let dir = tempfile::tempdir().unwrap();
+        executable(&dir.path().join("data"), "echo no\n", 0o644);
+        let ran = run_with(&req(dir.path(), CommandLine::Argv(vec!["./data".into()])), &[]);
+        assert_eq!(ran.out.exit_code, 127);
+        assert!(ran.log.contains("Permission denied"), "{}", ran.log);
+    }
+
+    #[test]
+    fn children_get_no_blocked_signals_and_the_default_sigpipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"];
+        let ran = run_with(
+            &req(dir.path(), CommandLine::Argv(argv.map(String::from).to_vec())),
+            &[],
+        );
+        let out = String::from_utf8(ran.out.stdout).unwrap();
+        let mask = |name: &str| {
+            let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+        };
+        assert_eq!(mask("SigBlk:"), 0, "{out}");
+        assert_eq!(mask("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
+    }
+
+    #[test]
+    fn output_closed_before_the_exit_is_all_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run_with(
+            &sh(dir.path(), "echo one; printf two; exec >&- 2>&-; sleep 0.2; exit 3"),
+            &[],
+        );
+        assert_eq!(ran.out.exit_code, 3);
+        assert_eq!(
+            stream_log(&ran, OutputStream::Stdout),
+            ["TS stdout F one", "TS stdout F two"]
+        );
+        assert_eq!(ran.out.stdout, b"one\ntwo");
     }
 
     #[test]

@@ -38,12 +38,26 @@ pub enum RuntimeEvent {
 pub trait Observer {
     /// A failure stops the run: the record would be incomplete (exit 3).
     fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()>;
+
+    /// One line of command output: [`RuntimeEvent::Output`] without copying
+    /// the job id and the line, as a loud command prints millions of lines.
+    fn output(&mut self, job_id: &str, stream: OutputStream, line: &[u8]) -> std::io::Result<()> {
+        self.observe(&RuntimeEvent::Output {
+            job_id: job_id.to_string(),
+            stream,
+            line: line.to_vec(),
+        })
+    }
 }
 
 /// A shared observer, so its owner can still reach it (to fsync a file) after the run.
 impl<T: Observer> Observer for Rc<RefCell<T>> {
     fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()> {
         self.borrow_mut().observe(event)
+    }
+
+    fn output(&mut self, job_id: &str, stream: OutputStream, line: &[u8]) -> std::io::Result<()> {
+        self.borrow_mut().output(job_id, stream, line)
     }
 }
 
@@ -76,6 +90,19 @@ impl Emitter {
         let mut failure = None;
         for observer in &mut self.observers {
             if let Err(err) = observer.observe(&event) {
+                failure.get_or_insert(err);
+            }
+        }
+        if let Some(err) = failure {
+            self.fail(RecordError::Events(err));
+        }
+    }
+
+    /// One line of command output to every observer (see [`Observer::output`]).
+    pub fn output(&mut self, job_id: &str, stream: OutputStream, line: &[u8]) {
+        let mut failure = None;
+        for observer in &mut self.observers {
+            if let Err(err) = observer.output(job_id, stream, line) {
                 failure.get_or_insert(err);
             }
         }
@@ -447,13 +474,7 @@ async fn sh(
 
     let emitter = run.emitter.clone();
     let job_id = ctx.job_id.clone();
-    let mut on_line = |stream: OutputStream, line: &[u8]| {
-        emitter.borrow_mut().emit(RuntimeEvent::Output {
-            job_id: job_id.clone(),
-            stream,
-            line: line.to_vec(),
-        });
-    };
+    let mut on_line = |stream: OutputStream, line: &[u8]| emitter.borrow_mut().output(&job_id, stream, line);
     let mut cancel = run.cancel.clone();
     let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
     let output = match result {

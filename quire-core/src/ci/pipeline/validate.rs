@@ -67,6 +67,8 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
 
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut run_fns = Vec::new();
+    // Each job's place in `candidates`, by id: a search per job made validate quadratic.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for reg in &registry.jobs {
         let id = job_id(reg, &mut errors);
         // Keep checking a job whose id is wrong, so every mistake is reported at once.
@@ -86,8 +88,8 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             }
         };
         let Some(id) = id else { continue };
-        if let Some(first) = candidates.iter().find(|c| c.id == id) {
-            let first = first
+        if let Some(&first) = index.get(&id) {
+            let first = candidates[first]
                 .registration
                 .location
                 .as_ref()
@@ -100,6 +102,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             continue;
         }
         let broken = inputs.is_none() || run_fn.is_none();
+        index.insert(id.clone(), candidates.len());
         candidates.push(Candidate {
             id,
             inputs: inputs.unwrap_or_default(),
@@ -109,7 +112,6 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         run_fns.push(run_fn);
     }
 
-    let index: HashMap<&str, usize> = candidates.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     let mut broken: Vec<bool> = candidates.iter().map(|c| c.broken).collect();
     for (i, candidate) in candidates.iter().enumerate() {
         for input in &candidate.inputs {
@@ -170,24 +172,34 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
 
     // A job is rooted when some input is a source or a rooted job. Broken jobs count
     // as rooted so that one mistake is not reported again for every job below it.
+    // Spread from the roots along the edges, once each (passes over every job
+    // until nothing changed took one pass per job in a chain declared backwards).
     let mut rooted: Vec<bool> = broken.clone();
-    loop {
-        let mut changed = false;
-        for (i, candidate) in candidates.iter().enumerate() {
-            if rooted[i] || in_cycle[i] {
-                continue;
-            }
-            let reached = candidate.inputs.iter().any(|input| {
-                SOURCES.contains(&input.as_str())
-                    || index.get(input.as_str()).is_some_and(|&p| rooted[p] && !in_cycle[p])
-            });
-            if reached {
-                rooted[i] = true;
-                changed = true;
-            }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
+    for (i, inputs) in edges.iter().enumerate() {
+        for &p in inputs {
+            dependents[p].push(i);
         }
-        if !changed {
-            break;
+    }
+    let mut reached: Vec<usize> = (0..candidates.len())
+        .filter(|&i| {
+            !in_cycle[i]
+                && (rooted[i]
+                    || candidates[i]
+                        .inputs
+                        .iter()
+                        .any(|input| SOURCES.contains(&input.as_str())))
+        })
+        .collect();
+    for &i in &reached {
+        rooted[i] = true;
+    }
+    while let Some(p) = reached.pop() {
+        for &i in &dependents[p] {
+            if !rooted[i] && !in_cycle[i] {
+                rooted[i] = true;
+                reached.push(i);
+            }
         }
     }
     for (i, candidate) in candidates.iter().enumerate() {

@@ -1,0 +1,396 @@
+//! Starting a command the way `posix_spawn` does, with a parent-death signal.
+//!
+//! `std::process::Command` can start a child with `posix_spawn`, which uses
+//! `clone(CLONE_VM | CLONE_VFORK)`: the child borrows the parent's memory
+//! until it execs, so nothing is copied. But it needs `pre_exec` for
+//! `PR_SET_PDEATHSIG`, and `pre_exec` makes it `fork`, which copies the page
+//! tables of the whole runner (the Lua VM and all) and then takes a
+//! copy-on-write fault on every page the runner touches afterwards: about
+//! 0.3 ms of runner CPU per command (docs/performance.md). This module does
+//! what glibc's posix_spawn does, plus the prctl, in about 60 lines of
+//! async-signal-safe child code.
+//!
+//! The child is in its own process group, has stdin on /dev/null and stdout
+//! and stderr on pipes, runs in `cwd`, gets `PR_SET_PDEATHSIG = SIGKILL`, an
+//! empty signal mask and SIGPIPE at its default, like a std child. Programs
+//! without a `/` are looked up in PATH (the command's own `:env` PATH if it
+//! sets one), and a file that is not an executable format is run by /bin/sh,
+//! as execvp does.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+use std::sync::OnceLock;
+
+/// A child that has exec'd (or is about to): reap it with `waitpid(pid)`.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub pid: libc::pid_t,
+    /// Readable once the child has exited. None on kernels before 5.2.
+    pub pidfd: Option<OwnedFd>,
+    /// Read ends, non-blocking and close-on-exec.
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The runner's copies of the write ends. Held until the child is reaped,
+    /// the pipes can't report end-of-file before the exit does: otherwise each
+    /// of the two closes and the exit would wake the runner separately.
+    pub writers: [OwnedFd; 2],
+}
+
+/// What to exec: candidates tried in order, then the argv and environment.
+pub(crate) struct Program {
+    /// `/bin/sh` for a shell command; the program, or each PATH candidate, for an argv.
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    /// Variables to set on top of the runner's environment (None: inherit it as is).
+    env: Option<Vec<CString>>,
+    /// A program that is not an executable format is run by /bin/sh (execvp does this).
+    script_fallback: bool,
+}
+
+const SHELL: &CStr = c"/bin/sh";
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    // The same error std gives for an argument with a NUL in it.
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data"))
+}
+
+impl Program {
+    /// `/bin/sh -c script`.
+    pub fn shell(script: &str, env: &[(String, String)]) -> io::Result<Program> {
+        Ok(Program {
+            candidates: vec![SHELL.to_owned()],
+            argv: vec![SHELL.to_owned(), c"-c".to_owned(), cstring(script.as_bytes())?],
+            env: environment(env)?,
+            script_fallback: false,
+        })
+    }
+
+    /// An argv run directly. `words` must not be empty.
+    pub fn argv(words: &[String], env: &[(String, String)]) -> io::Result<Program> {
+        let Some(program) = words.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+        };
+        let argv = words
+            .iter()
+            .map(|w| cstring(w.as_bytes()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let candidates = if program.contains('/') {
+            vec![cstring(program.as_bytes())?]
+        } else if program.is_empty() {
+            Vec::new() // execvp("") fails with ENOENT
+        } else {
+            // The command's own PATH wins over the runner's, as with std.
+            let path = env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| OsStr::new(v).to_os_string())
+                .or_else(|| std::env::var_os("PATH"))
+                .unwrap_or_else(|| "/bin:/usr/bin".into());
+            let mut candidates = Vec::new();
+            for dir in path.as_bytes().split(|&b| b == b':') {
+                // An empty PATH entry is the current directory.
+                let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+                let mut full = Vec::with_capacity(dir.len() + 1 + program.len());
+                full.extend_from_slice(dir);
+                full.push(b'/');
+                full.extend_from_slice(program.as_bytes());
+                candidates.push(cstring(&full)?);
+            }
+            candidates
+        };
+        Ok(Program {
+            candidates,
+            argv,
+            env: environment(env)?,
+            script_fallback: true,
+        })
+    }
+}
+
+/// The runner's environment with `extra` set on top, or None when there is nothing to add.
+fn environment(extra: &[(String, String)]) -> io::Result<Option<Vec<CString>>> {
+    if extra.is_empty() {
+        return Ok(None);
+    }
+    let mut vars = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if !extra.iter().any(|(k, _)| OsStr::new(k) == key) {
+            let mut entry = key.into_encoded_bytes();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_encoded_bytes());
+            vars.push(cstring(&entry)?);
+        }
+    }
+    for (key, value) in extra {
+        vars.push(cstring(format!("{key}={value}").as_bytes())?);
+    }
+    Ok(Some(vars))
+}
+
+/// /dev/null, opened once for every child's stdin.
+fn dev_null() -> io::Result<RawFd> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_raw_fd());
+    }
+    let file = std::fs::File::open("/dev/null")?; // close-on-exec, as std opens everything
+    Ok(NULL.get_or_init(|| file.into()).as_raw_fd())
+}
+
+/// A pipe: (read end, non-blocking; write end, blocking), both close-on-exec.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: plain fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((read, write))
+}
+
+/// Everything the child reads, prepared by the parent: the child may not allocate.
+struct ChildArgs {
+    candidates: Vec<*const c_char>,
+    argv: Vec<*const c_char>,
+    /// `/bin/sh`, the slot for the script's path, then argv[1..]; for the script fallback.
+    script_argv: Vec<*const c_char>,
+    script_fallback: bool,
+    envp: *const *const c_char,
+    cwd: *const c_char,
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    parent: libc::pid_t,
+    /// Set by the child when it gives up: the errno of the step that failed.
+    error: c_int,
+}
+
+/// The child's stack: it only calls a few libc functions. One per thread,
+/// since a thread is suspended while its child runs on it.
+#[repr(C, align(16))]
+struct ChildStack([u8; 64 * 1024]);
+
+thread_local! {
+    static STACK: RefCell<Option<Box<ChildStack>>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// Start `program` in `cwd`. See the module docs.
+pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
+    reap_orphans();
+    let cwd = cstring(cwd.as_os_str().as_bytes())?;
+    let stdin = dev_null()?;
+    let (stdout, stdout_w) = pipe()?;
+    let (stderr, stderr_w) = pipe()?;
+
+    let pointers = |v: &[CString]| -> Vec<*const c_char> {
+        v.iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect()
+    };
+    let env_pointers = program.env.as_deref().map(pointers);
+    let mut script_argv = vec![SHELL.as_ptr(), ptr::null()];
+    script_argv.extend(program.argv.iter().skip(1).map(|s| s.as_ptr()));
+    script_argv.push(ptr::null());
+    let mut args = ChildArgs {
+        candidates: program.candidates.iter().map(|s| s.as_ptr()).collect(),
+        argv: pointers(&program.argv),
+        script_argv,
+        script_fallback: program.script_fallback,
+        // SAFETY: reading the pointer; the runner never changes its environment
+        // (std::env::set_var is unsafe and unused), as std's posix_spawn path assumes too.
+        envp: env_pointers.as_ref().map_or(unsafe { environ }, |p| p.as_ptr()),
+        cwd: cwd.as_ptr(),
+        stdin,
+        stdout: stdout_w.as_raw_fd(),
+        stderr: stderr_w.as_raw_fd(),
+        // SAFETY: getpid has no preconditions.
+        parent: unsafe { libc::getpid() },
+        error: 0,
+    };
+
+    let (pid, pidfd) = STACK.with(|stack| {
+        let mut stack = stack.borrow_mut();
+        let stack = stack.get_or_insert_with(|| Box::new(ChildStack([0; 64 * 1024])));
+        // SAFETY: the stack is ours for the duration (the thread is suspended
+        // while the child runs, CLONE_VFORK); args outlives the child's use of it.
+        unsafe { clone_child(&mut args, &mut stack.0) }
+    })?;
+
+    // SAFETY: the child is done with args (it exec'd or exited); volatile since it wrote behind the compiler's back.
+    let error = unsafe { ptr::read_volatile(&args.error) };
+    if error != 0 {
+        let mut status = 0;
+        // SAFETY: our own child, which has already called _exit.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        stdout,
+        stderr,
+        writers: [stdout_w, stderr_w],
+    })
+}
+
+/// clone with the signals blocked, so no handler of the runner's can run on the child.
+///
+/// # Safety
+/// `args` must point into memory that stays valid until this returns; `stack` is the child's stack.
+unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    // SAFETY: sigset_t is plain data; the calls only fill in and apply masks.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let top = stack.as_mut_ptr().add(stack.len()).cast::<c_void>();
+        let arg = ptr::from_mut(args).cast::<c_void>();
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        let mut pidfd: c_int = -1;
+        let mut pid = libc::clone(
+            child_main,
+            top,
+            flags | libc::CLONE_PIDFD,
+            arg,
+            &mut pidfd as *mut c_int,
+        );
+        let mut err = io::Error::last_os_error();
+        if pid < 0 && err.raw_os_error() == Some(libc::EINVAL) {
+            // A kernel before 5.2: no CLONE_PIDFD.
+            pidfd = -1;
+            pid = libc::clone(child_main, top, flags, arg);
+            err = io::Error::last_os_error();
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
+        if pid < 0 {
+            return Err(err);
+        }
+        Ok((pid, (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd))))
+    }
+}
+
+/// The child, on the parent's memory until it execs: no allocation, no
+/// panic, no lock, only async-signal-safe calls on data prepared beforehand.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    let args = arg.cast::<ChildArgs>();
+    // SAFETY: the parent passed a valid ChildArgs and is suspended until we exec or exit.
+    unsafe {
+        let error = child_exec(&mut *args);
+        ptr::write_volatile(&raw mut (*args).error, if error == 0 { libc::EINVAL } else { error });
+        libc::_exit(127)
+    }
+}
+
+/// Set the child up and exec; returns the errno if that failed.
+///
+/// # Safety
+/// Only in the child made by [`clone_child`].
+unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+    // SAFETY: each call is async-signal-safe and gets valid pointers.
+    unsafe {
+        // Handlers are the parent's code on the parent's memory: back to the default.
+        // SIGPIPE is ignored by the Rust runtime; children get the default, as std's do.
+        let mut action: libc::sigaction = std::mem::zeroed();
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..65 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP || libc::sigaction(sig, ptr::null(), &mut action) != 0 {
+                continue;
+            }
+            let handled = action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
+            if handled || (sig == libc::SIGPIPE && action.sa_sigaction == libc::SIG_IGN) {
+                libc::sigaction(sig, &default, ptr::null_mut());
+            }
+        }
+        if libc::setpgid(0, 0) != 0 {
+            return errno();
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return errno();
+        }
+        // The runner may have died before prctl took effect.
+        if libc::getppid() != args.parent {
+            return libc::ESRCH;
+        }
+        for (fd, target) in [(args.stdin, 0), (args.stdout, 1), (args.stderr, 2)] {
+            if libc::dup2(fd, target) < 0 {
+                return errno();
+            }
+        }
+        if libc::chdir(args.cwd) != 0 {
+            return errno();
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+
+        // execvp's search: EACCES is remembered, a missing file is skipped, anything else stops.
+        let mut error = libc::ENOENT;
+        let mut denied = false;
+        for &path in &args.candidates {
+            libc::execve(path, args.argv.as_ptr(), args.envp);
+            error = errno();
+            match error {
+                libc::ENOEXEC if args.script_fallback => {
+                    if let Some(slot) = args.script_argv.get_mut(1) {
+                        *slot = path;
+                    }
+                    libc::execve(SHELL.as_ptr(), args.script_argv.as_ptr(), args.envp);
+                    return errno();
+                }
+                libc::EACCES => denied = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => return error,
+            }
+        }
+        if denied { libc::EACCES } else { error }
+    }
+}
+
+/// Children whose owner went away before reaping them; reaped at the next spawn.
+static ORPHANS: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+/// SIGKILL a child nobody will wait for, and reap it now or later.
+pub(crate) fn abandon(pid: libc::pid_t) {
+    // SAFETY: plain syscall on our own unreaped child (its pid can't be reused yet).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    if try_reap(pid).is_ok_and(|s| s.is_none()) {
+        ORPHANS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    }
+}
+
+fn reap_orphans() {
+    let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
+    if !orphans.is_empty() {
+        orphans.retain(|&pid| try_reap(pid).is_ok_and(|s| s.is_none()));
+    }
+}
+
+/// The raw wait status if the child has exited, None if it still runs.
+pub(crate) fn try_reap(pid: libc::pid_t) -> io::Result<Option<c_int>> {
+    let mut status = 0;
+    // SAFETY: plain syscall; status is a valid out pointer.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => Ok(None),
+        p if p == pid => Ok(Some(status)),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
