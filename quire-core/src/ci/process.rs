@@ -671,7 +671,7 @@ impl LogFile {
     /// reached the file the path leads to.
     fn verify_in_place(&self) -> Result<(), ShError> {
         use std::os::unix::fs::MetadataExt;
-        let open = self.out.get_ref().metadata().map_err(|e| self.fail(e))?;
+        let open = self.file.metadata().map_err(|e| self.fail(e))?;
         let in_place = match std::fs::metadata(&self.path) {
             Ok(on_disk) => (on_disk.dev(), on_disk.ino()) == (open.dev(), open.ino()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
