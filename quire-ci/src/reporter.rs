@@ -399,6 +399,14 @@ impl<W: Write> Observer for Reporter<W> {
                 self.job(job_id).error = Some(message.clone());
                 Ok(())
             }
+            // Printed text is the pipeline's own: shown as is, above the status line.
+            RuntimeEvent::Print { text } => {
+                if !self.quiet {
+                    self.clear_status();
+                    self.pending.extend_from_slice(text);
+                }
+                Ok(())
+            }
         };
         // The reporter is for a person: a closed stderr must not stop the run.
         let _ = result.and_then(|()| self.flush());
@@ -642,5 +650,29 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
         let status = text.find("running: a").unwrap();
         let hello = text.find("hello").unwrap();
         assert!(text[status..hello].contains("\r\x1b[2K"), "{text:?}");
+    }
+
+    #[test]
+    fn printed_text_is_shown_above_the_status_line_and_hidden_when_quiet() {
+        let events = vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["a".into(), "b".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            wire(0, EventKind::JobStarted { job_id: "b".into() }),
+            RuntimeEvent::Print {
+                text: b"from the pipeline\n".to_vec(),
+            },
+        ];
+        let text = render(&events, Mode::Terminal, false);
+        let status = text.find("running: a").unwrap();
+        let printed = text.find("from the pipeline\n").unwrap();
+        assert!(text[status..printed].contains("\r\x1b[2K"), "{text:?}");
+        assert!(!render(&events, Mode::Plain, true).contains("from the pipeline"));
     }
 }

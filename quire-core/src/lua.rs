@@ -27,11 +27,26 @@ use crate::fennel::{self, CompileOptions, FennelError};
 use crate::secret::{Redactor, StreamRedactor};
 
 /// Where `print` writes. Never stdout during `run`: stdout belongs to the event stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum PrintTarget {
     Stdout,
     #[default]
     Stderr,
+    /// Handed to the host (during `run`, the reporter, which owns the terminal).
+    Host(PrintHandler),
+}
+
+/// Takes what pipeline code prints, secrets already masked.
+pub type PrintHandler = Rc<dyn Fn(&[u8])>;
+
+impl std::fmt::Debug for PrintTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PrintTarget::Stdout => "Stdout",
+            PrintTarget::Stderr => "Stderr",
+            PrintTarget::Host(_) => "Host",
+        })
+    }
 }
 
 /// The sandbox's global names, beside which pipeline code sees only its locals.
@@ -834,16 +849,16 @@ struct PrintOutput {
 impl PrintOutput {
     fn write(&mut self, text: &[u8]) {
         let redacted = self.redact.push(text, &mut self.scratch);
-        write_to(self.target, redacted);
+        write_to(&self.target, redacted);
     }
 
     fn flush(&mut self) {
         let tail = self.redact.finish();
-        write_to(self.target, &tail);
+        write_to(&self.target, &tail);
     }
 }
 
-fn write_to(target: PrintTarget, bytes: &[u8]) {
+fn write_to(target: &PrintTarget, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
@@ -851,6 +866,10 @@ fn write_to(target: PrintTarget, bytes: &[u8]) {
     let _ = match target {
         PrintTarget::Stdout => std::io::stdout().lock().write_all(bytes),
         PrintTarget::Stderr => std::io::stderr().lock().write_all(bytes),
+        PrintTarget::Host(write) => {
+            write(bytes);
+            Ok(())
+        }
     };
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadFailure, LoadOptions};
 use super::push::{PushInfo, read_push_info};
-use super::runtime::{Emitter, RecordError, RunContext};
+use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent};
 use super::schedule::{self, JobState, ScheduleOptions, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
@@ -197,8 +197,12 @@ pub async fn run(
     };
     let redactor = Redactor::for_secrets(secrets.values().cloned());
 
+    // What pipeline code prints goes to the observers, so the reporter can keep
+    // it apart from its live status line.
+    let print_to = emitter.clone();
+    let print = move |text: &[u8]| print_to.borrow_mut().emit(RuntimeEvent::Print { text: text.to_vec() });
     let options = LoadOptions {
-        print: PrintTarget::Stderr,
+        print: PrintTarget::Host(Rc::new(print)),
         redactor: redactor.clone(),
         limits: request.limits,
     };

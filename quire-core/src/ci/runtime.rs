@@ -27,6 +27,10 @@ pub enum RuntimeEvent {
         stream: OutputStream,
         line: Vec<u8>,
     },
+    /// Text pipeline code printed (`print`, `warn`), secrets redacted.
+    Print {
+        text: Vec<u8>,
+    },
     /// Why a job failed, sent just before its `job_finished`.
     JobError {
         job_id: String,
