@@ -176,13 +176,12 @@ struct ChildArgs {
     error: c_int,
 }
 
-/// The child's stack: it only calls a few libc functions. One per thread,
-/// since a thread is suspended while its child runs on it.
-#[repr(C, align(16))]
-struct ChildStack([u8; 64 * 1024]);
+/// The child's stack, 64 KiB of 16-byte words: it only calls a few libc
+/// functions. One per thread, since a thread is suspended while its child runs on it.
+const STACK_WORDS: usize = 4096;
 
 thread_local! {
-    static STACK: RefCell<Option<Box<ChildStack>>> = const { RefCell::new(None) };
+    static STACK: RefCell<Option<Box<[u128]>>> = const { RefCell::new(None) };
 }
 
 unsafe extern "C" {
@@ -226,10 +225,10 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
 
     let (pid, pidfd) = STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
-        let stack = stack.get_or_insert_with(|| Box::new(ChildStack([0; 64 * 1024])));
+        let stack = stack.get_or_insert_with(|| vec![0; STACK_WORDS].into_boxed_slice());
         // SAFETY: the stack is ours for the duration (the thread is suspended
         // while the child runs, CLONE_VFORK); args outlives the child's use of it.
-        unsafe { clone_child(&mut args, &mut stack.0) }
+        unsafe { clone_child(&mut args, stack) }
     })?;
 
     // SAFETY: the child is done with args (it exec'd or exited); volatile since it wrote behind the compiler's back.
@@ -253,7 +252,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
 ///
 /// # Safety
 /// `args` must point into memory that stays valid until this returns; `stack` is the child's stack.
-unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u128]) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
     // SAFETY: sigset_t is plain data; the calls only fill in and apply masks.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -308,6 +307,8 @@ unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
     unsafe {
         // Handlers are the parent's code on the parent's memory: back to the default.
         // SIGPIPE is ignored by the Rust runtime; children get the default, as std's do.
+        // (64 sigaction calls, ~13 µs, as in glibc's posix_spawn; clone3's
+        // CLONE_CLEAR_SIGHAND would do it in the kernel, but needs an assembly stub.)
         let mut action: libc::sigaction = std::mem::zeroed();
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
