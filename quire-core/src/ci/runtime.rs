@@ -248,6 +248,29 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     Ok(table)
 }
 
+/// The metatable that makes `stdout` and `stderr` of an sh result into Lua
+/// strings when the pipeline first reads them. A Lua string is always a copy,
+/// so a loud command's capture (up to 16 MiB a stream) would otherwise be held
+/// twice, in Rust and in Lua, even when nothing reads it.
+fn captured_output(lua: &Lua, stdout: Vec<u8>, stderr: Vec<u8>) -> mlua::Result<Table> {
+    let pending = RefCell::new([Some(stdout), Some(stderr)]);
+    let index = lua.create_function(move |lua, (result, key): (Table, Value)| {
+        let slot = match &key {
+            Value::String(name) if name.as_bytes().as_ref() == b"stdout" => 0,
+            Value::String(name) if name.as_bytes().as_ref() == b"stderr" => 1,
+            _ => return Ok(Value::Nil),
+        };
+        let Some(bytes) = pending.borrow_mut()[slot].take() else { return Ok(Value::Nil) };
+        let text = Value::String(lua.create_string(&bytes)?);
+        drop(bytes);
+        result.raw_set(key, text.clone())?;
+        Ok(text)
+    })?;
+    let meta = lua.create_table()?;
+    meta.set("__index", index)?;
+    Ok(meta)
+}
+
 /// The global `runtime`: a read-only view of the runtime of whichever job is
 /// running. Jobs are coroutines of one VM, run (polled) one at a time, so
 /// the running job is the one being polled, whatever coroutine of its own
@@ -516,9 +539,8 @@ async fn sh(
     }
     let result = lua.create_table()?;
     result.set("exit", output.exit_code)?;
-    result.set("stdout", lua.create_string(&output.stdout)?)?;
-    result.set("stderr", lua.create_string(&output.stderr)?)?;
     result.set("cmd", display.as_str())?;
+    result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
     if output.stdout_truncated {
         result.set("stdout-truncated", true)?;
     }
