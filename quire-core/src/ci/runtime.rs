@@ -260,7 +260,9 @@ fn captured_output(lua: &Lua, stdout: Vec<u8>, stderr: Vec<u8>) -> mlua::Result<
             Value::String(name) if name.as_bytes().as_ref() == b"stderr" => 1,
             _ => return Ok(Value::Nil),
         };
-        let Some(bytes) = pending.borrow_mut()[slot].take() else { return Ok(Value::Nil) };
+        let Some(bytes) = pending.borrow_mut()[slot].take() else {
+            return Ok(Value::Nil);
+        };
         let text = Value::String(lua.create_string(&bytes)?);
         drop(bytes);
         result.raw_set(key, text.clone())?;
