@@ -44,7 +44,12 @@ fn colour_on_a_terminal() {
 fn no_colour_with_no_color() {
     let ws = Workspace::fennel(PIPELINE);
     let screen = on_a_terminal(&ws, true);
-    assert!(!screen.contains('\x1b'), "colour despite NO_COLOR:\n{screen:?}");
+    // No colour: the only escape allowed is the one that clears the live status line.
+    assert_eq!(
+        screen.matches('\x1b').count(),
+        screen.matches("\x1b[2K").count(),
+        "colour despite NO_COLOR:\n{screen:?}"
+    );
     assert!(screen.contains("test   | failed in"), "{screen}");
 }
 

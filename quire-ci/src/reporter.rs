@@ -31,21 +31,23 @@ const JOB_COLOURS: [AnsiColor; 6] = [
     AnsiColor::Red,
 ];
 
-/// How the reporter writes: plain for files and pipes, styled for a person at a terminal.
+/// How the reporter writes: plain for files and pipes; for a person at a
+/// terminal, with the live status line, and colour unless `NO_COLOR` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Plain,
     Terminal,
+    /// A terminal whose user asked for no colour (`NO_COLOR`).
+    MonochromeTerminal,
 }
 
 impl Mode {
-    /// Terminal only when stderr is one and `NO_COLOR` is unset (or empty).
     pub fn detect() -> Mode {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        if io::stderr().is_terminal() && !no_color {
-            Mode::Terminal
-        } else {
-            Mode::Plain
+        match (io::stderr().is_terminal(), no_color) {
+            (false, _) => Mode::Plain,
+            (true, false) => Mode::Terminal,
+            (true, true) => Mode::MonochromeTerminal,
         }
     }
 }
@@ -137,7 +139,7 @@ impl<W: Write> Reporter<W> {
 
     fn paint(&self, style: Style, text: &str) -> String {
         match self.mode {
-            Mode::Plain => text.to_string(),
+            Mode::Plain | Mode::MonochromeTerminal => text.to_string(),
             Mode::Terminal => format!("{style}{text}{style:#}"),
         }
     }
@@ -182,7 +184,7 @@ impl<W: Write> Reporter<W> {
     }
 
     fn draw_status(&mut self) -> io::Result<()> {
-        if self.mode != Mode::Terminal || self.quiet {
+        if self.mode == Mode::Plain || self.quiet {
             return Ok(());
         }
         self.clear_status();
@@ -209,7 +211,7 @@ impl<W: Write> Reporter<W> {
         let width = self.width;
         // Writing to a Vec cannot fail.
         let _ = match self.mode {
-            Mode::Plain => writeln!(self.pending, "{job_id:<width$} | {text}"),
+            Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{job_id:<width$} | {text}"),
             Mode::Terminal => {
                 let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
                 writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
@@ -674,5 +676,30 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
         let printed = text.find("from the pipeline\n").unwrap();
         assert!(text[status..printed].contains("\r\x1b[2K"), "{text:?}");
         assert!(!render(&events, Mode::Plain, true).contains("from the pipeline"));
+    }
+
+    #[test]
+    fn a_monochrome_terminal_has_the_status_line_but_no_colour() {
+        let events = vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["a".into(), "b".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            wire(0, EventKind::JobStarted { job_id: "b".into() }),
+            output("a", "hello"),
+        ];
+        let text = render(&events, Mode::MonochromeTerminal, false);
+        assert!(text.contains("running: a "), "{text:?}");
+        // The only escape is the one that clears the status line.
+        assert_eq!(
+            text.matches('\x1b').count(),
+            text.matches("\x1b[2K").count(),
+            "{text:?}"
+        );
     }
 }
