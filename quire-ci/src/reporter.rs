@@ -556,6 +556,22 @@ mod tests {
         ]
     }
 
+    /// A run whose jobs `a` and `b` have both started, so the status line shows.
+    fn two_jobs_running() -> Vec<RuntimeEvent> {
+        vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["a".into(), "b".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            wire(0, EventKind::JobStarted { job_id: "b".into() }),
+        ]
+    }
+
     fn render(events: &[RuntimeEvent], mode: Mode, quiet: bool) -> String {
         let mut reporter = Reporter::new(Vec::new(), mode, quiet);
         for event in events {
@@ -633,19 +649,8 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
 
     #[test]
     fn live_status_lists_running_jobs_and_is_cleared_before_output() {
-        let events = vec![
-            wire(
-                0,
-                EventKind::RunStarted {
-                    sha: "0".repeat(40),
-                    git_ref: "HEAD".into(),
-                    jobs: vec!["a".into(), "b".into()],
-                },
-            ),
-            wire(0, EventKind::JobStarted { job_id: "a".into() }),
-            wire(0, EventKind::JobStarted { job_id: "b".into() }),
-            output("a", "hello"),
-        ];
+        let mut events = two_jobs_running();
+        events.push(output("a", "hello"));
         let text = render(&events, Mode::Terminal, false);
         assert!(text.contains("running: a "), "{text:?}");
         // The status is erased before the output line is written.
@@ -656,21 +661,10 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
 
     #[test]
     fn printed_text_is_shown_above_the_status_line_and_hidden_when_quiet() {
-        let events = vec![
-            wire(
-                0,
-                EventKind::RunStarted {
-                    sha: "0".repeat(40),
-                    git_ref: "HEAD".into(),
-                    jobs: vec!["a".into(), "b".into()],
-                },
-            ),
-            wire(0, EventKind::JobStarted { job_id: "a".into() }),
-            wire(0, EventKind::JobStarted { job_id: "b".into() }),
-            RuntimeEvent::Print {
-                text: b"from the pipeline\n".to_vec(),
-            },
-        ];
+        let mut events = two_jobs_running();
+        events.push(RuntimeEvent::Print {
+            text: b"from the pipeline\n".to_vec(),
+        });
         let text = render(&events, Mode::Terminal, false);
         let status = text.find("running: a").unwrap();
         let printed = text.find("from the pipeline\n").unwrap();
@@ -680,19 +674,8 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
 
     #[test]
     fn a_monochrome_terminal_has_the_status_line_but_no_colour() {
-        let events = vec![
-            wire(
-                0,
-                EventKind::RunStarted {
-                    sha: "0".repeat(40),
-                    git_ref: "HEAD".into(),
-                    jobs: vec!["a".into(), "b".into()],
-                },
-            ),
-            wire(0, EventKind::JobStarted { job_id: "a".into() }),
-            wire(0, EventKind::JobStarted { job_id: "b".into() }),
-            output("a", "hello"),
-        ];
+        let mut events = two_jobs_running();
+        events.push(output("a", "hello"));
         let text = render(&events, Mode::MonochromeTerminal, false);
         assert!(text.contains("running: a "), "{text:?}");
         // The only escape is the one that clears the status line.
