@@ -7,6 +7,17 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The `type` of every event this version writes, one per `EventKind` variant.
+pub const EVENT_TYPES: [&str; 7] = [
+    "run_started",
+    "job_started",
+    "sh_started",
+    "sh_finished",
+    "job_finished",
+    "job_skipped",
+    "run_finished",
+];
+
 /// One line of the quire-ci event stream (JSONL): `at_ms`, `type`, and the
 /// fields of that type beside them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -293,15 +304,7 @@ mod tests {
     fn the_schema_describes_every_event_type() {
         let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
         let text = schema.to_string();
-        for name in [
-            "run_started",
-            "job_started",
-            "sh_started",
-            "sh_finished",
-            "job_finished",
-            "job_skipped",
-            "run_finished",
-        ] {
+        for name in EVENT_TYPES {
             assert!(text.contains(&format!("\"{name}\"")), "{name} missing");
         }
     }

@@ -14,19 +14,7 @@ use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Event, EventKind, JobOutcome, RunOutcome};
-
-/// The `type` of every event this version understands. Lines of any other
-/// type are skipped, so that a newer producer's additions don't break us.
-const KNOWN_TYPES: [&str; 7] = [
-    "run_started",
-    "job_started",
-    "sh_started",
-    "sh_finished",
-    "job_finished",
-    "job_skipped",
-    "run_finished",
-];
+use super::event::{EVENT_TYPES, Event, EventKind, JobOutcome, RunOutcome};
 
 /// A line longer than this is malformed: no producer writes one, and reading
 /// it whole would let a stray binary file exhaust memory.
@@ -264,7 +252,8 @@ fn parse_line(bytes: &[u8]) -> Result<Option<Event>, String> {
         Some(_) => return Err("its `type` is not a string".into()),
         None => return Err("it has no `type`".into()),
     };
-    if !KNOWN_TYPES.contains(&kind.as_str()) {
+    // Lines of any other type are skipped, so that a newer producer's additions don't break us.
+    if !EVENT_TYPES.contains(&kind.as_str()) {
         return Ok(None);
     }
     serde_json::from_value(value)
@@ -893,7 +882,7 @@ mod tests {
 
     #[test]
     fn every_event_type_is_known() {
-        // A new EventKind variant must be added to KNOWN_TYPES, or it would be ignored.
+        // A new EventKind variant must be added to EVENT_TYPES, or it would be ignored.
         let kinds = [
             EventKind::RunStarted {
                 sha: String::new(),
@@ -926,7 +915,7 @@ mod tests {
             let name = type_name(&kind);
             let json = serde_json::to_value(Event { at_ms: 0, kind }).unwrap();
             assert_eq!(json["type"], name);
-            assert!(KNOWN_TYPES.contains(&name), "{name}");
+            assert!(EVENT_TYPES.contains(&name), "{name}");
         }
     }
 

@@ -13,7 +13,7 @@ use mlua::{Lua, Table};
 use tokio::sync::watch;
 
 use super::event::{EventKind, JobOutcome, RunOutcome};
-use super::load::{self, LoadFailure, LoadOptions};
+use super::load::{self, LoadOptions};
 use super::push::{PushInfo, read_push_info};
 use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent};
 use super::schedule::{self, JobState, ScheduleOptions, StopReason};
@@ -211,7 +211,6 @@ pub async fn run(
         Err(err) => {
             let setup = err.is_setup();
             let text = redactor.redact_str(&render_plain(&err as &dyn Diagnostic));
-            let _: &LoadFailure = &err;
             return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::NotLoaded { setup });
         }
     };
