@@ -135,7 +135,8 @@ fn declared_secrets_are_masked_in_events_logs_stderr_errors_and_print() {
     assert_eq!(cri_lines(&ws.log("leaky", 2)), ["stdout F pre***post|***"]);
     assert_eq!(cri_lines(&ws.log("leaky", 3)), ["stdout F ***!"]);
     let key_log = cri_lines(&ws.log("leaky", 4));
-    assert_eq!(key_log[0], "stdout F ***", "{key_log:#?}");
+    // stdout and stderr are separate pipes: only each stream's own order is defined.
+    assert!(key_log.contains(&"stdout F ***".to_string()), "{key_log:#?}");
     assert!(key_log.contains(&"stderr F     ***".to_string()), "{key_log:#?}");
     // stderr: print output, the job's error, the failure summary's output tail.
     for text in [
