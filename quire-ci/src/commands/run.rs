@@ -145,7 +145,12 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     let local = tokio::task::LocalSet::new();
     let end = local.block_on(&runtime, async {
         let (stop_tx, stop_rx) = watch::channel(None);
-        tokio::task::spawn_local(watch_signals(stop_tx));
+        // Handlers go in now, before any job: a signal must never meet the
+        // default action, and children reset the handlers that exist at the
+        // first command (quire_core::ci::spawn).
+        if let Some(signals) = StopSignals::install() {
+            tokio::task::spawn_local(signals.watch(stop_tx));
+        }
         // Lines of output are written out in batches, once the job yields.
         let flusher = Rc::new(Notify::new());
         reporter.borrow_mut().batch_output(flusher.clone());
@@ -181,30 +186,44 @@ fn record_failed(message: &str) -> u8 {
     RECORD_FAILED
 }
 
-/// First SIGINT/SIGTERM: ask the run to stop cleanly. Second: kill every
-/// command's process group and exit at once.
-async fn watch_signals(stop: watch::Sender<Option<StopReason>>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
-    let mut received = false;
-    loop {
-        let signal = tokio::select! {
-            _ = interrupt.recv() => libc::SIGINT,
-            _ = terminate.recv() => libc::SIGTERM,
-        };
-        if received {
-            crate::say("quire-ci: second signal, exiting now");
-            // exit() skips the orderly stop; take the commands' backgrounded children down too.
-            quire_core::ci::process::kill_all_groups();
-            std::process::exit(128 + signal);
+/// SIGINT and SIGTERM, caught. First: ask the run to stop cleanly. Second:
+/// kill every command's process group and exit at once.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Option<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).ok()?,
+            terminate: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    async fn watch(self, stop: watch::Sender<Option<StopReason>>) {
+        let StopSignals {
+            mut interrupt,
+            mut terminate,
+        } = self;
+        let mut received = false;
+        loop {
+            let signal = tokio::select! {
+                _ = interrupt.recv() => libc::SIGINT,
+                _ = terminate.recv() => libc::SIGTERM,
+            };
+            if received {
+                crate::say("quire-ci: second signal, exiting now");
+                // exit() skips the orderly stop; take the commands' backgrounded children down too.
+                quire_core::ci::process::kill_all_groups();
+                std::process::exit(128 + signal);
+            }
+            received = true;
+            crate::say(&format!(
+                "quire-ci: stopping (signal {signal}); send it again to exit at once"
+            ));
+            stop.send_replace(Some(StopReason::Signal(signal)));
         }
-        received = true;
-        crate::say(&format!(
-            "quire-ci: stopping (signal {signal}); send it again to exit at once"
-        ));
-        stop.send_replace(Some(StopReason::Signal(signal)));
     }
 }
