@@ -133,6 +133,53 @@ fn environment(extra: &[(String, String)]) -> io::Result<Option<Vec<CString>>> {
     Ok(Some(vars))
 }
 
+/// The runner's pid, asked once: the runner never forks.
+fn runner_pid() -> libc::pid_t {
+    static PID: OnceLock<libc::pid_t> = OnceLock::new();
+    // SAFETY: getpid has no preconditions.
+    *PID.get_or_init(|| unsafe { libc::getpid() })
+}
+
+/// The signals a child must put back to their default before it execs, as
+/// a mask (bit `sig - 1`): those the runner has a handler for (their code
+/// would run on the runner's memory if a signal came before the exec), and
+/// SIGPIPE when ignored (Rust ignores it; children get the default, as std's
+/// do). Other ignored signals stay ignored, as with posix_spawn.
+///
+/// glibc's posix_spawn asks the kernel about all 64 signals in the child,
+/// about 13 µs while the runner waits for the exec, on every command. The
+/// runner's handlers are installed before its first command (std's at start,
+/// the run's SIGINT/SIGTERM watch before any job) and never removed, so the
+/// mask is computed once, at the first spawn. SIGCHLD is always in it: the
+/// fallback for kernels without pidfds installs its handler later.
+fn signals_to_reset() -> u64 {
+    static MASK: OnceLock<u64> = OnceLock::new();
+    *MASK.get_or_init(|| handled_signals() | 1 << (libc::SIGCHLD - 1))
+}
+
+/// The mask of signals with a handler, and SIGPIPE if it is ignored.
+fn handled_signals() -> u64 {
+    let mut mask = 0u64;
+    for sig in 1..65 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: sigaction only fills in `action`.
+        let action = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, ptr::null(), &mut action) != 0 {
+                continue;
+            }
+            action
+        };
+        let handled = action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
+        if handled || (sig == libc::SIGPIPE && action.sa_sigaction == libc::SIG_IGN) {
+            mask |= 1 << (sig - 1);
+        }
+    }
+    mask
+}
+
 /// /dev/null, opened once for every child's stdin.
 fn dev_null() -> io::Result<RawFd> {
     static NULL: OnceLock<OwnedFd> = OnceLock::new();
@@ -172,6 +219,8 @@ struct ChildArgs {
     stdout: RawFd,
     stderr: RawFd,
     parent: libc::pid_t,
+    /// Signals to put back to their default disposition (bit `sig - 1`).
+    reset_signals: u64,
     /// Set by the child when it gives up: the errno of the step that failed.
     error: c_int,
 }
@@ -218,8 +267,8 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
         stdin,
         stdout: stdout_w.as_raw_fd(),
         stderr: stderr_w.as_raw_fd(),
-        // SAFETY: getpid has no preconditions.
-        parent: unsafe { libc::getpid() },
+        parent: runner_pid(),
+        reset_signals: signals_to_reset(),
         error: 0,
     };
 
@@ -305,19 +354,12 @@ unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
     let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
     // SAFETY: each call is async-signal-safe and gets valid pointers.
     unsafe {
-        // Handlers are the parent's code on the parent's memory: back to the default.
-        // SIGPIPE is ignored by the Rust runtime; children get the default, as std's do.
-        // (64 sigaction calls, ~13 µs, as in glibc's posix_spawn; clone3's
-        // CLONE_CLEAR_SIGHAND would do it in the kernel, but needs an assembly stub.)
-        let mut action: libc::sigaction = std::mem::zeroed();
+        // Handlers are the parent's code on the parent's memory: back to the
+        // default. Only the signals the runner handles, known beforehand.
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
         for sig in 1..65 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP || libc::sigaction(sig, ptr::null(), &mut action) != 0 {
-                continue;
-            }
-            let handled = action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
-            if handled || (sig == libc::SIGPIPE && action.sa_sigaction == libc::SIG_IGN) {
+            if args.reset_signals & (1 << (sig - 1)) != 0 {
                 libc::sigaction(sig, &default, ptr::null_mut());
             }
         }
@@ -393,5 +435,38 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> io::Result<Option<c_int>> {
         0 => Ok(None),
         p if p == pid => Ok(Some(status)),
         _ => Err(io::Error::last_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" fn ignore_it(_: c_int) {}
+
+    #[test]
+    fn children_reset_handled_signals_and_sigpipe_but_keep_ignored_ones() {
+        let bit = |sig: c_int| 1u64 << (sig - 1);
+        // SAFETY: installing a handler that does nothing, and ignoring a
+        // signal; nothing in these tests sends either.
+        unsafe {
+            libc::signal(libc::SIGUSR1, ignore_it as extern "C" fn(c_int) as libc::sighandler_t);
+            libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+        }
+        let mask = handled_signals();
+        // SAFETY: back to the defaults.
+        unsafe {
+            libc::signal(libc::SIGUSR1, libc::SIG_DFL);
+            libc::signal(libc::SIGUSR2, libc::SIG_DFL);
+        }
+        assert_ne!(mask & bit(libc::SIGUSR1), 0, "a handled signal is reset");
+        assert_ne!(
+            mask & bit(libc::SIGPIPE),
+            0,
+            "Rust ignores SIGPIPE; children get the default"
+        );
+        assert_eq!(mask & bit(libc::SIGUSR2), 0, "an ignored signal stays ignored");
+        assert_eq!(mask & bit(libc::SIGHUP), 0, "a default one is left alone");
+        assert_ne!(signals_to_reset() & bit(libc::SIGCHLD), 0);
     }
 }
