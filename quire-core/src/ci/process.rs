@@ -18,7 +18,7 @@ use std::process::ExitStatus;
 use std::thread::LocalKey;
 use std::time::Duration;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, Interest};
@@ -244,6 +244,12 @@ pub async fn run_with_capture_limit(
                 status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
                 phase = Phase::Draining;
                 deadline = Some(Instant::now() + req.kill_grace.max(MIN_DRAIN));
+                // Usually the pipes hold the last output and their end now:
+                // read them straight away rather than after another turn of
+                // the event loop.
+                out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
+                err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
+                log.flush()?;
             }
             changed = cancel.changed(), if cancel_live && status.is_none() => {
                 match changed {
@@ -565,6 +571,34 @@ impl<'r> Capture<'r> {
             on_line(stream, text);
             Ok(())
         })
+    }
+
+    /// Read what `pipe` holds with plain non-blocking reads (bounded), up to
+    /// its end or until it would block.
+    fn take_now(
+        &mut self,
+        pipe: &impl AsRawFd,
+        buf: &mut [u8],
+        log: &mut LogFile,
+        on_line: &mut dyn FnMut(OutputStream, &[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), ShError> {
+        for _ in 0..FINAL_READS {
+            if !self.open {
+                break;
+            }
+            // SAFETY: reading into a buffer we own, from a descriptor `pipe` keeps open.
+            let read = match unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } {
+                n if n >= 0 => Ok(n as usize),
+                _ => Err(io::Error::last_os_error()),
+            };
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => self.take(read, buf, log, on_line, scratch)?,
+            }
+        }
+        Ok(())
     }
 
     /// Read whatever `pipe` has ready right now (bounded), without waiting.
