@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Run, Workspace, quire_ci};
+use common::{Run, Workspace, mask_durations, quire_ci};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -67,42 +67,6 @@ fn report_json(ws: &Workspace, file: &str) -> Value {
     let run = report(ws, &[file, "--format", "json"]);
     run.assert_code(0);
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-/// Durations (`0.01s`, `1m05s`) replaced by `<t>`, so output of a real run compares exactly.
-fn mask_durations(text: &str) -> String {
-    fn is_duration(word: &str) -> bool {
-        let Some(number) = word.strip_suffix('s') else {
-            return false;
-        };
-        let (whole, part) = number
-            .split_once('.')
-            .or_else(|| number.split_once('m'))
-            .unwrap_or(("", ""));
-        !whole.is_empty()
-            && part.len() == 2
-            && whole.bytes().all(|b| b.is_ascii_digit())
-            && part.bytes().all(|b| b.is_ascii_digit())
-    }
-    text.lines()
-        .map(|line| {
-            line.split(' ')
-                .map(|word| {
-                    let (bare, colon) = match word.strip_suffix(':') {
-                        Some(bare) => (bare, ":"),
-                        None => (word, ""),
-                    };
-                    if is_duration(bare) {
-                        format!("<t>{colon}")
-                    } else {
-                        word.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .map(|line| line + "\n")
-        .collect()
 }
 
 /// A miette report on one line: its wrapping and gutters removed.
