@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{Run, Workspace, quire_ci};
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{Run, Workspace, mask_durations, quire_ci};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -63,46 +66,28 @@ fn report(ws: &Workspace, args: &[&str]) -> Run {
     Run::from(output)
 }
 
+/// `quire-ci report ARGS...` with `input` on its stdin.
+fn report_stdin(ws: &Workspace, args: &[&str], input: &str) -> Run {
+    let mut child = quire_ci()
+        .arg("report")
+        .args(args)
+        .current_dir(ws.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quire-ci");
+    // Small enough for the pipe: written whole before the output is read.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    Run::from(child.wait_with_output().unwrap())
+}
+
 fn report_json(ws: &Workspace, file: &str) -> Value {
     let run = report(ws, &[file, "--format", "json"]);
     run.assert_code(0);
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-/// Durations (`0.01s`, `1m05s`) replaced by `<t>`, so output of a real run compares exactly.
-fn mask_durations(text: &str) -> String {
-    fn is_duration(word: &str) -> bool {
-        let Some(number) = word.strip_suffix('s') else {
-            return false;
-        };
-        let (whole, part) = number
-            .split_once('.')
-            .or_else(|| number.split_once('m'))
-            .unwrap_or(("", ""));
-        !whole.is_empty()
-            && part.len() == 2
-            && whole.bytes().all(|b| b.is_ascii_digit())
-            && part.bytes().all(|b| b.is_ascii_digit())
-    }
-    text.lines()
-        .map(|line| {
-            line.split(' ')
-                .map(|word| {
-                    let (bare, colon) = match word.strip_suffix(':') {
-                        Some(bare) => (bare, ":"),
-                        None => (word, ""),
-                    };
-                    if is_duration(bare) {
-                        format!("<t>{colon}")
-                    } else {
-                        word.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .map(|line| line + "\n")
-        .collect()
 }
 
 /// A miette report on one line: its wrapping and gutters removed.
@@ -202,6 +187,97 @@ run failed in <t>: 2 complete, 1 failed, 2 blocked
     }
     assert_eq!(json["sh"][2]["log_path"], "jobs/test/sh-2.log");
     assert_eq!(json["sh"][2]["exit_code"], 3);
+}
+
+#[test]
+fn a_run_piped_into_report_dash_is_read_from_stdin() {
+    let ws = Workspace::lua(FAILING);
+    // quire-ci run --events stdout ... | quire-ci report -
+    let mut producer = ws
+        .command(&[
+            "run",
+            "--events",
+            "stdout",
+            "--sha",
+            SHA,
+            "--ref",
+            "refs/heads/main",
+            "-j",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn quire-ci run");
+    let stream = producer.stdout.take().unwrap();
+    let consumer = quire_ci()
+        .args(["report", "-"])
+        .current_dir(ws.path())
+        .stdin(stream)
+        .output()
+        .expect("spawn quire-ci report");
+    assert_eq!(producer.wait().unwrap().code(), Some(1));
+    let run = Run::from(consumer);
+    run.assert_code(0);
+    assert_eq!(
+        mask_durations(&run.stdout),
+        "\
+run 4b825dc642cb refs/heads/main
+
+job      outcome   duration
+build    complete  <t>
+test     failed    <t>
+package  blocked   (blocked by test)
+deploy   blocked   (blocked by package)
+lint     complete  <t>
+
+test failed:
+  sh-1  exit 0  echo testing app.bin
+  sh-2  exit 3  exit 3
+
+run failed in <t>: 2 complete, 1 failed, 2 blocked
+"
+    );
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn a_stream_on_stdin_is_named_stdin_in_warnings_and_errors() {
+    let ws = Workspace::empty();
+    let run = report_stdin(&ws, &["-", "--format", "json"], &cut_stream());
+    run.assert_code(0);
+    assert_eq!(
+        run.stderr,
+        "warning: <stdin>: line 11 has no newline and is not valid JSON: skipped as cut short (the producer likely died while writing it)\n"
+    );
+    assert!(run.stdout.contains(r#""outcome": "interrupted""#), "{}", run.stdout);
+
+    let run = report_stdin(&ws, &["-"], "not an event\n");
+    run.assert_code(1);
+    assert!(
+        flat(&run.stderr).contains("<stdin> is not a valid quire-ci event stream: line 1 is not an event: not JSON"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+
+    let run = report_stdin(&ws, &["-"], "");
+    run.assert_code(1);
+    assert!(
+        flat(&run.stderr).contains("<stdin> is not a valid quire-ci event stream: the stream holds no events"),
+        "{}",
+        run.stderr
+    );
+
+    // A file named `-` is `./-`.
+    ws.write("-", &cut_stream());
+    let run = report(&ws, &["./-"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.starts_with("warning: ./-: line 11 has no newline"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

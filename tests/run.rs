@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Workspace, cri_lines};
+use common::{Workspace, cri_lines, mask_durations};
 
 const TWO_JOBS: &str = r#"
 local ci = require("quire.ci")
@@ -112,6 +112,80 @@ end)
         assert!(!run.stdout.contains(text), "{text} leaked to stdout");
         assert!(run.stderr.contains(text), "{text} missing from stderr:\n{}", run.stderr);
     }
+}
+
+/// Prints at top level, and from two jobs' run-fns (one of which fails).
+const PRINTING: &str = r#"(local ci (require :quire.ci))
+(print "registering jobs")
+(ci.job :build [:quire/push]
+  (fn [runtime]
+    (print "building version" 3)
+    (runtime.sh "echo compiled")
+    (warn "cache " "cold")
+    {}))
+(ci.job :test-all [:build]
+  (fn [runtime]
+    (runtime.sh "true")
+    (print "two\nlines")
+    (error "no tests")))
+"#;
+
+#[test]
+fn print_in_a_job_is_prefixed_like_its_command_output_and_top_level_print_is_not() {
+    let ws = Workspace::fennel(PRINTING);
+    let run = ws.run(&["run", "-j", "1"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        mask_durations(&run.stderr),
+        "\
+registering jobs
+run 000000000000 HEAD: 2 jobs
+build    | started
+build    | building version\t3
+build    | $ echo compiled
+build    | compiled
+build    | Lua warning: cache cold
+build    | complete in <t>
+test-all | started
+test-all | $ true
+test-all | two
+test-all | lines
+test-all | failed in <t>: .quire/ci.fnl:13: no tests
+
+job       outcome    duration
+build     complete   <t>
+test-all  failed     <t>
+
+test-all: .quire/ci.fnl:13: no tests
+  two
+  lines
+
+run failed in <t>: 1 complete, 1 failed
+"
+    );
+
+    // Quiet: like command output, shown only for the failed job.
+    let quiet = ws.run(&["run", "-j", "1", "-q"]);
+    quiet.assert_code(1);
+    assert_eq!(
+        mask_durations(&quiet.stderr),
+        "\
+test-all | failed in <t>: .quire/ci.fnl:13: no tests
+test-all | two
+test-all | lines
+
+job       outcome    duration
+build     complete   <t>
+test-all  failed     <t>
+
+test-all: .quire/ci.fnl:13: no tests
+  two
+  lines
+
+run failed in <t>: 1 complete, 1 failed
+"
+    );
 }
 
 #[test]

@@ -138,10 +138,10 @@ fn declared_secrets_are_masked_in_events_logs_stderr_errors_and_print() {
     // stdout and stderr are separate pipes: only each stream's own order is defined.
     assert!(key_log.contains(&"stdout F ***".to_string()), "{key_log:#?}");
     assert!(key_log.contains(&"stderr F     ***".to_string()), "{key_log:#?}");
-    // stderr: print output, the job's error, the failure summary's output tail.
+    // stderr: print output (the job's, so prefixed), the job's error, the
+    // failure summary's output tail.
     for text in [
-        "printed:***:end",
-        "***\n",
+        "\nleaky   | printed:***:end\nleaky   | ***\nleaky   | complete in ",
         "raiser: .quire/ci.lua:25: bad *** and ***",
         "failing | ***",
     ] {

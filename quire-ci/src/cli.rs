@@ -37,7 +37,7 @@ pub enum Command {
     Fennel(FennelArgs),
     /// Read an event stream written by `run --events`: show it, or store it in SQLite
     #[command(
-        after_help = "Examples:\n  quire-ci report run.jsonl\n  quire-ci report run.jsonl --format json | jq .jobs\n  quire-ci report run.jsonl --sqlite ci-history.db"
+        after_help = "Examples:\n  quire-ci report run.jsonl\n  quire-ci report run.jsonl --format json | jq .jobs\n  quire-ci report run.jsonl --sqlite ci-history.db\n  quire-ci run --events stdout | quire-ci report -"
     )]
     Report(ReportArgs),
     /// Print a shell completion script
@@ -171,7 +171,7 @@ pub struct FennelArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The event stream (JSONL) written by `quire-ci run --events PATH`
+    /// The event stream (JSONL) written by `quire-ci run --events PATH`, or `-` to read it from stdin
     #[arg(value_name = "EVENTS.jsonl")]
     pub events: PathBuf,
 

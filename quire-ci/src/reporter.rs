@@ -65,6 +65,8 @@ struct JobView {
     error: Option<String>,
     /// The last lines of output, raw: most are never shown.
     tail: VecDeque<Vec<u8>>,
+    /// What the job printed since its last whole line.
+    printed: Vec<u8>,
 }
 
 pub struct Reporter<W: Write> {
@@ -220,7 +222,32 @@ impl<W: Write> Reporter<W> {
         Ok(())
     }
 
-    /// A line of command output: kept for the failure summary, shown unless quiet.
+    /// Text a job's code printed: each whole line is a line of its output;
+    /// the rest waits for the line's end.
+    fn printed(&mut self, job_id: &str, text: &[u8]) -> io::Result<()> {
+        let mut printed = std::mem::take(&mut self.job(job_id).printed);
+        printed.extend_from_slice(text);
+        let mut start = 0;
+        while let Some(end) = printed[start..].iter().position(|&b| b == b'\n') {
+            self.output_line(job_id, &printed[start..start + end])?;
+            start += end + 1;
+        }
+        printed.drain(..start);
+        self.job(job_id).printed = printed;
+        Ok(())
+    }
+
+    /// The end of what a job printed, when it did not end its last line.
+    fn printed_rest(&mut self, job_id: &str) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.job(job_id).printed);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.output_line(job_id, &rest)
+    }
+
+    /// A line of command output (or printed by the job's code): kept for the
+    /// failure summary, shown unless quiet.
     fn output_line(&mut self, job_id: &str, line: &[u8]) -> io::Result<()> {
         let job = self.job(job_id);
         // Reuse the oldest line's buffer: a loud command prints millions.
@@ -282,6 +309,7 @@ impl<W: Write> Reporter<W> {
                 self.job(job_id).last_exit = Some(*exit_code);
             }
             EventKind::JobFinished { job_id, outcome } => {
+                self.printed_rest(job_id)?;
                 self.running.retain(|id| id != job_id);
                 let job = self.job(job_id);
                 job.finished_ms = Some(at);
@@ -401,14 +429,19 @@ impl<W: Write> Observer for Reporter<W> {
                 self.job(job_id).error = Some(message.clone());
                 Ok(())
             }
-            // Printed text is the pipeline's own: shown as is, above the status line.
-            RuntimeEvent::Print { text } => {
+            // Top-level code's text is the pipeline's own: shown as is, above the status line.
+            RuntimeEvent::Print { job_id: None, text } => {
                 if !self.quiet {
                     self.clear_status();
                     self.pending.extend_from_slice(text);
                 }
                 Ok(())
             }
+            // A job's is output of the job, like its commands'.
+            RuntimeEvent::Print {
+                job_id: Some(job_id),
+                text,
+            } => self.printed(job_id, text),
         };
         // The reporter is for a person: a closed stderr must not stop the run.
         let _ = result.and_then(|()| self.flush());
@@ -663,6 +696,7 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
     fn printed_text_is_shown_above_the_status_line_and_hidden_when_quiet() {
         let mut events = two_jobs_running();
         events.push(RuntimeEvent::Print {
+            job_id: None,
             text: b"from the pipeline\n".to_vec(),
         });
         let text = render(&events, Mode::Terminal, false);
@@ -670,6 +704,167 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
         let printed = text.find("from the pipeline\n").unwrap();
         assert!(text[status..printed].contains("\r\x1b[2K"), "{text:?}");
         assert!(!render(&events, Mode::Plain, true).contains("from the pipeline"));
+    }
+
+    fn print(job: Option<&str>, text: &str) -> RuntimeEvent {
+        RuntimeEvent::Print {
+            job_id: job.map(str::to_string),
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// Top-level code prints, then job `build` prints around a command and
+    /// ends with `outcome` (failed: with the error `boom`).
+    fn printing_run(outcome: JobOutcome) -> Vec<RuntimeEvent> {
+        let mut events = vec![
+            print(None, "loading\n"),
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["build".into(), "lint".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "build".into() }),
+            print(Some("build"), "hello\tworld\n"),
+            wire(
+                0,
+                EventKind::ShStarted {
+                    job_id: "build".into(),
+                    cmd: "make".into(),
+                },
+            ),
+            output("build", "compiled"),
+            wire(
+                0,
+                EventKind::ShFinished {
+                    job_id: "build".into(),
+                    exit_code: 0,
+                },
+            ),
+            // Masking may hand a line over in pieces, or several lines at once.
+            print(Some("build"), "made "),
+            print(Some("build"), "***\ntwo\nlines\n"),
+            // A masked secret may have swallowed the last newline.
+            print(Some("build"), "no newline ***"),
+        ];
+        if outcome == JobOutcome::Failed {
+            events.push(RuntimeEvent::JobError {
+                job_id: "build".into(),
+                message: "boom".into(),
+            });
+        }
+        let run_outcome = match outcome {
+            JobOutcome::Failed => RunOutcome::Failed,
+            _ => RunOutcome::Complete,
+        };
+        events.extend([
+            wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: "build".into(),
+                    outcome,
+                },
+            ),
+            wire(
+                10,
+                EventKind::JobSkipped {
+                    job_id: "lint".into(),
+                    blocked_by: None,
+                },
+            ),
+            wire(
+                10,
+                EventKind::RunFinished {
+                    outcome: run_outcome,
+                    error: None,
+                },
+            ),
+        ]);
+        events
+    }
+
+    #[test]
+    fn plain_job_prints_are_prefixed_like_command_output_and_top_level_ones_are_not() {
+        assert_eq!(
+            render(&printing_run(JobOutcome::Complete), Mode::Plain, false),
+            "\
+loading
+run 000000000000 HEAD: 2 jobs
+build | started
+build | hello\tworld
+build | $ make
+build | compiled
+build | made ***
+build | two
+build | lines
+build | no newline ***
+build | complete in 0.01s
+lint  | not run: the run stopped first
+
+job    outcome    duration
+build  complete   0.01s
+lint   not run    (run stopped)
+
+run complete in 0.01s: 1 complete, 1 not run
+"
+        );
+    }
+
+    #[test]
+    fn quiet_hides_prints_but_a_failed_job_shows_them_with_its_output() {
+        // As with command output: the lines since the job's last command.
+        assert_eq!(
+            render(&printing_run(JobOutcome::Failed), Mode::Plain, true),
+            "\
+build | failed in 0.01s: boom
+build | compiled
+build | made ***
+build | two
+build | lines
+build | no newline ***
+
+job    outcome    duration
+build  failed     0.01s
+lint   not run    (run stopped)
+
+build: boom
+  compiled
+  made ***
+  two
+  lines
+  no newline ***
+
+run failed in 0.01s: 1 failed, 1 not run
+"
+        );
+    }
+
+    #[test]
+    fn a_printed_line_looks_like_a_line_of_output_in_every_mode() {
+        // One job running: no live status line, whose durations move on between renders.
+        let mut started = two_jobs_running();
+        started.remove(1);
+        for mode in [Mode::Plain, Mode::Terminal, Mode::MonochromeTerminal] {
+            let mut printed = started.clone();
+            printed.push(print(Some("b"), "same\n"));
+            let mut output_line = started.clone();
+            output_line.push(output("b", "same"));
+            assert_eq!(
+                render(&printed, mode, false),
+                render(&output_line, mode, false),
+                "{mode:?}"
+            );
+        }
+        // On a terminal, that is in the job's colour.
+        let mut printed = started;
+        printed.push(print(Some("b"), "same\n"));
+        assert!(
+            render(&printed, Mode::Terminal, false).ends_with("\x1b[35mb |\x1b[0m same\n"),
+            "{:?}",
+            render(&printed, Mode::Terminal, false)
+        );
     }
 
     #[test]

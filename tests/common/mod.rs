@@ -198,3 +198,39 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("../tests/fixtures")
         .join(name)
 }
+
+/// Durations (`0.01s`, `1m05s`) replaced by `<t>`, so output of a real run compares exactly.
+pub fn mask_durations(text: &str) -> String {
+    fn is_duration(word: &str) -> bool {
+        let Some(number) = word.strip_suffix('s') else {
+            return false;
+        };
+        let (whole, part) = number
+            .split_once('.')
+            .or_else(|| number.split_once('m'))
+            .unwrap_or(("", ""));
+        !whole.is_empty()
+            && part.len() == 2
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && part.bytes().all(|b| b.is_ascii_digit())
+    }
+    text.lines()
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    let (bare, colon) = match word.strip_suffix(':') {
+                        Some(bare) => (bare, ":"),
+                        None => (word, ""),
+                    };
+                    if is_duration(bare) {
+                        format!("<t>{colon}")
+                    } else {
+                        word.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .map(|line| line + "\n")
+        .collect()
+}

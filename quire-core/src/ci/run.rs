@@ -200,7 +200,12 @@ pub async fn run(
     // What pipeline code prints goes to the observers, so the reporter can keep
     // it apart from its live status line.
     let print_to = emitter.clone();
-    let print = move |text: &[u8]| print_to.borrow_mut().emit(RuntimeEvent::Print { text: text.to_vec() });
+    let print = move |job_id: Option<&str>, text: &[u8]| {
+        print_to.borrow_mut().emit(RuntimeEvent::Print {
+            job_id: job_id.map(str::to_string),
+            text: text.to_vec(),
+        })
+    };
     let options = LoadOptions {
         print: PrintTarget::Host(Rc::new(print)),
         redactor: redactor.clone(),
@@ -214,6 +219,8 @@ pub async fn run(
             return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::NotLoaded { setup });
         }
     };
+    // What top-level code printed comes out whole before the run starts.
+    loaded.sandbox.flush_output();
     let lua = loaded.sandbox.lua();
     let pipeline = &loaded.pipeline;
 
@@ -260,8 +267,8 @@ pub async fn run(
         options,
     )
     .await;
-    // Printed text held back as a possible start of a secret comes out
-    // before the run's last words.
+    // Each job's print output came out when it ended; nothing else should be
+    // left, but nothing may follow the run's last words.
     loaded.sandbox.flush_output();
 
     if let Some(StopReason::Signal(signal)) = summary.stopped_by {

@@ -27,8 +27,13 @@ pub enum RuntimeEvent {
         stream: OutputStream,
         line: Vec<u8>,
     },
-    /// Text pipeline code printed (`print`, `warn`), secrets redacted.
+    /// Text pipeline code printed (`print`, `warn`), secrets redacted: by
+    /// `job_id`'s code, or by top-level code (`None`). Usually whole lines,
+    /// but masking may hand over a line in pieces (text held back as the
+    /// possible start of a secret), and a masked secret may swallow a
+    /// newline: a job's last line ends at its `job_finished`.
     Print {
+        job_id: Option<String>,
         text: Vec<u8>,
     },
     /// Why a job failed, sent just before its `job_finished`.

@@ -252,18 +252,25 @@ fn start_job(
         .borrow_mut()
         .wire(EventKind::JobStarted { job_id: job.id.clone() });
     let mut call = Box::pin(thread.clone().into_async::<MultiValue>(runtime.clone())?);
-    // Each poll runs the job's code: as this job (for the global `runtime`),
-    // spending this job's instruction budget.
+    // Each poll runs the job's code: as this job (for the global `runtime`,
+    // and for what it prints), spending this job's instruction budget.
+    let name: Rc<str> = job.id.as_str().into();
     let meter = sandbox.meter().clone();
-    let mut budget = meter.budget(BudgetOwner::Job(job.id.as_str().into()));
+    let mut budget = meter.budget(BudgetOwner::Job(name.clone()));
     let runtime_global = runtime_global.clone();
+    let printer = sandbox.printer();
+    let job_printer = printer.clone();
     let metered = std::future::poll_fn(move |cx| {
-        runtime_global.run_as(&runtime, || meter.run(&mut budget, || call.as_mut().poll(cx)))
+        job_printer.as_job(&name, || {
+            runtime_global.run_as(&runtime, || meter.run(&mut budget, || call.as_mut().poll(cx)))
+        })
     });
     let limits = sandbox.limits();
     Ok(Box::pin(async move {
         let result = metered.await;
         ctx.finished.set(true);
+        // What the job printed comes out whole before the job's last words.
+        printer.end_job(&ctx.job_id);
         let run = &ctx.run;
         let (outcome, error) = match result {
             Err(_) if run.cancelled() => (JobOutcome::Cancelled, None),

@@ -10,7 +10,7 @@
 //! top-level code, each job) and a memory limit on the whole VM, so an
 //! endless loop or a runaway allocation fails with a clear error instead of
 //! hanging the run or exhausting the machine. `print` and `warn` output has
-//! the run's secrets masked.
+//! the run's secrets masked, and says which job printed it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,8 +45,9 @@ pub enum PrintTarget {
     Host(PrintHandler),
 }
 
-/// Takes what pipeline code prints, secrets already masked.
-pub type PrintHandler = Rc<dyn Fn(&[u8])>;
+/// Takes what pipeline code prints, secrets already masked, with the job
+/// whose code printed it (`None` for top-level code, see [`Printer::as_job`]).
+pub type PrintHandler = Rc<dyn Fn(Option<&str>, &[u8])>;
 
 impl std::fmt::Debug for PrintTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,11 +156,7 @@ impl Sandbox {
         lua.load(HARDEN)
             .set_name("=sandbox")
             .call::<()>((charge, out_of_memory, budget_spent, refuse_close))?;
-        let output = Rc::new(RefCell::new(PrintOutput {
-            target: options.print,
-            redact: StreamRedactor::new(options.redactor),
-            scratch: Vec::new(),
-        }));
+        let output = Rc::new(RefCell::new(PrintOutput::new(options.print, options.redactor)));
         install_output(&lua, &output)?;
         let resolver = Rc::new(RefCell::new(Resolver {
             module_dir: options.module_dir,
@@ -256,7 +253,39 @@ impl Sandbox {
 
     /// Write out `print` output held back because it could be the start of a secret.
     pub fn flush_output(&self) {
-        self.output.borrow_mut().flush();
+        self.output.borrow_mut().flush_all();
+    }
+
+    /// The handle that tells `print` which job is printing.
+    pub fn printer(&self) -> Printer {
+        Printer(self.output.clone())
+    }
+}
+
+/// Tells `print` and `warn` whose code is running, so each job's output is
+/// its own stream: attributed to the job, and masked apart from the others.
+#[derive(Clone)]
+pub struct Printer(Rc<RefCell<PrintOutput>>);
+
+impl Printer {
+    /// Run `f` with what it prints attributed to `job`.
+    pub fn as_job<R>(&self, job: &Rc<str>, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous job back even if `f` unwinds.
+        struct Restore<'a>(&'a RefCell<PrintOutput>, Option<Rc<str>>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.borrow_mut().job = self.1.take();
+            }
+        }
+        let previous = self.0.borrow_mut().job.replace(job.clone());
+        let _restore = Restore(&self.0, previous);
+        f()
+    }
+
+    /// `job` has ended: write out what its stream held back as a possible
+    /// start of a secret, and forget the stream.
+    pub fn end_job(&self, job: &str) {
+        self.0.borrow_mut().end_job(job);
     }
 }
 
@@ -349,28 +378,64 @@ fn load_source(lua: &Lua, source: &str, path: &Path, display: &str) -> Result<Fu
 }
 
 /// Where `print` and `warn` write, with the run's secrets masked. A secret
-/// may be printed in pieces (or span lines), so the output is redacted as one
-/// stream: only text that could be the start of a secret is held back, until
-/// the next print or the end of the run.
+/// may be printed in pieces (or span lines), so the output of each printer
+/// (top-level code, each job) is redacted as one stream: only text that could
+/// be the start of a secret is held back, until that printer's next print or
+/// its end.
 struct PrintOutput {
     target: PrintTarget,
-    redact: StreamRedactor<Redactor>,
+    redactor: Rc<Redactor>,
+    /// The job whose code is running (see [`Printer::as_job`]); `None` at top level.
+    job: Option<Rc<str>>,
+    top_level: StreamRedactor<Rc<Redactor>>,
+    /// One stream per job that has printed and not ended.
+    jobs: HashMap<Rc<str>, StreamRedactor<Rc<Redactor>>>,
     scratch: Vec<u8>,
 }
 
 impl PrintOutput {
-    fn write(&mut self, text: &[u8]) {
-        let redacted = self.redact.push(text, &mut self.scratch);
-        write_to(&self.target, redacted);
+    fn new(target: PrintTarget, redactor: Redactor) -> PrintOutput {
+        let redactor = Rc::new(redactor);
+        PrintOutput {
+            target,
+            top_level: StreamRedactor::new(redactor.clone()),
+            redactor,
+            job: None,
+            jobs: HashMap::new(),
+            scratch: Vec::new(),
+        }
     }
 
-    fn flush(&mut self) {
-        let tail = self.redact.finish();
-        write_to(&self.target, &tail);
+    fn write(&mut self, text: &[u8]) {
+        let redact = match &self.job {
+            None => &mut self.top_level,
+            Some(job) => self
+                .jobs
+                .entry(job.clone())
+                .or_insert_with(|| StreamRedactor::new(self.redactor.clone())),
+        };
+        let redacted = redact.push(text, &mut self.scratch);
+        write_to(&self.target, self.job.as_deref(), redacted);
+    }
+
+    fn end_job(&mut self, job: &str) {
+        if let Some(mut redact) = self.jobs.remove(job) {
+            write_to(&self.target, Some(job), &redact.finish());
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let mut jobs: Vec<Rc<str>> = self.jobs.keys().cloned().collect();
+        jobs.sort();
+        for job in jobs {
+            self.end_job(&job);
+        }
+        let tail = self.top_level.finish();
+        write_to(&self.target, None, &tail);
     }
 }
 
-fn write_to(target: &PrintTarget, bytes: &[u8]) {
+fn write_to(target: &PrintTarget, job: Option<&str>, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
@@ -379,7 +444,7 @@ fn write_to(target: &PrintTarget, bytes: &[u8]) {
         PrintTarget::Stdout => std::io::stdout().lock().write_all(bytes),
         PrintTarget::Stderr => std::io::stderr().lock().write_all(bytes),
         PrintTarget::Host(write) => {
-            write(bytes);
+            write(job, bytes);
             Ok(())
         }
     };
@@ -528,4 +593,53 @@ fn confine_module(resolver: &Resolver, name: &str, dir: &Path, path: &Path, disp
 /// The Fennel diagnostic inside a Lua error, if the error came from compiling a module.
 pub fn fennel_error(err: &mlua::Error) -> Option<&FennelError> {
     err.chain().find_map(|e| e.downcast_ref::<FennelError>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Printed = Rc<RefCell<Vec<(Option<String>, String)>>>;
+
+    /// A sandbox whose prints land in the returned list, with "ab\ncd" a secret.
+    fn sandbox() -> (Sandbox, Printed) {
+        let printed: Printed = Rc::default();
+        let into = printed.clone();
+        let handler = move |job: Option<&str>, text: &[u8]| {
+            into.borrow_mut()
+                .push((job.map(str::to_string), String::from_utf8_lossy(text).into_owned()))
+        };
+        let sandbox = Sandbox::new(SandboxOptions {
+            print: PrintTarget::Host(Rc::new(handler)),
+            redactor: Redactor::for_secrets([b"ab\ncd".to_vec()]),
+            ..SandboxOptions::default()
+        })
+        .unwrap();
+        (sandbox, printed)
+    }
+
+    fn print(sandbox: &Sandbox, text: &str) {
+        let print: Function = sandbox.lua().globals().get("print").unwrap();
+        print.call::<()>(text).unwrap();
+    }
+
+    #[test]
+    fn each_job_prints_its_own_masked_stream_let_go_when_it_ends() {
+        let (sandbox, printed) = sandbox();
+        let printer = sandbox.printer();
+        let (a, b): (Rc<str>, Rc<str>) = ("a".into(), "b".into());
+        print(&sandbox, "top");
+        // "ab\n" could start the secret: each job's is held back on its own.
+        printer.as_job(&a, || print(&sandbox, "ab"));
+        printer.as_job(&b, || print(&sandbox, "ab"));
+        printer.as_job(&a, || print(&sandbox, "cd"));
+        printer.end_job("a");
+        printer.end_job("b");
+        let expected = [(None, "top\n"), (Some("a"), "***\n"), (Some("b"), "ab\n")];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(job, text)| (job.map(str::to_string), text.to_string()))
+            .collect();
+        assert_eq!(*printed.borrow(), expected);
+    }
 }

@@ -1,10 +1,11 @@
 //! `quire-ci report EVENTS.jsonl`: read an event stream back into its run
 //! record, show it as text or JSON, and optionally store it in SQLite.
+//! `quire-ci report -` reads the stream from stdin.
 
 mod sqlite;
 mod text;
 
-use std::io::{BufReader, ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use quire_core::ci::record::{RecordError, RunRecord, read_record};
@@ -14,14 +15,14 @@ use crate::{exit, report_error};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum ReportError {
-    #[error("cannot read {}: {err}", .path.display())]
+    #[error("cannot read {name}: {err}")]
     #[diagnostic(code(quire::report::read))]
-    Read { path: PathBuf, err: std::io::Error },
+    Read { name: String, err: std::io::Error },
     // The reason is part of the message rather than a `source`, so miette
     // shows one line instead of a nested report; its code and help carry over.
-    #[error("{} is not a valid quire-ci event stream: {reason}", .path.display())]
+    #[error("{name} is not a valid quire-ci event stream: {reason}")]
     #[diagnostic(forward(reason))]
-    NotAStream { path: PathBuf, reason: RecordError },
+    NotAStream { name: String, reason: RecordError },
     #[error("cannot write the run into {}: {reason}", .path.display())]
     #[diagnostic(forward(reason))]
     Sqlite { path: PathBuf, reason: sqlite::IngestError },
@@ -30,8 +31,34 @@ enum ReportError {
     Output(std::io::Error),
 }
 
+/// Where the stream is read from: `-` is stdin, anything else a file
+/// (`./-` for a file named `-`).
+enum Source<'a> {
+    Stdin,
+    File(&'a Path),
+}
+
+impl<'a> Source<'a> {
+    fn of(events: &'a Path) -> Source<'a> {
+        if events == Path::new("-") {
+            Source::Stdin
+        } else {
+            Source::File(events)
+        }
+    }
+
+    /// How errors and warnings name it.
+    fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_string(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
 pub fn run(args: &ReportArgs) -> u8 {
-    let record = match load(&args.events) {
+    let source = Source::of(&args.events);
+    let record = match load(&source) {
         Ok(record) => record,
         Err(err) => {
             let code = match &err {
@@ -43,7 +70,7 @@ pub fn run(args: &ReportArgs) -> u8 {
         }
     };
     for warning in &record.warnings {
-        eprintln!("warning: {}: {warning}", args.events.display());
+        eprintln!("warning: {}: {warning}", source.name());
     }
     if let Some(db) = &args.sqlite
         && let Err(reason) = sqlite::ingest(db, &record)
@@ -77,16 +104,19 @@ fn json(record: &RunRecord) -> String {
     text
 }
 
-fn load(path: &Path) -> Result<RunRecord, ReportError> {
+fn load(source: &Source) -> Result<RunRecord, ReportError> {
     let read_error = |err| ReportError::Read {
-        path: path.to_path_buf(),
+        name: source.name(),
         err,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    read_record(BufReader::new(file)).map_err(|err| match err {
+    let reader: Box<dyn BufRead> = match source {
+        Source::Stdin => Box::new(std::io::stdin().lock()),
+        Source::File(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(read_error)?)),
+    };
+    read_record(reader).map_err(|err| match err {
         RecordError::Read(err) => read_error(err),
         reason => ReportError::NotAStream {
-            path: path.to_path_buf(),
+            name: source.name(),
             reason,
         },
     })
