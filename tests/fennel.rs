@@ -148,6 +148,110 @@ fn a_runtime_error_names_the_fennel_line_in_output_and_job_error() {
     assert!(run.stderr.contains("b: .quire/ci.fnl:9: boom"), "{}", run.stderr);
 }
 
+/// The summary line of each failed job (`job: error`), in declaration order.
+fn job_errors(run: &Run) -> Vec<&str> {
+    let summary = run.stderr.rsplit_once("\njob ").map_or("", |(_, s)| s);
+    summary
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.contains(": "))
+        .filter(|l| !l.starts_with("run "))
+        .collect()
+}
+
+/// The last form of a run-fn compiles to `return runtime.sh(...)`, a Lua tail
+/// call, which leaves no frame of the run-fn for the error to name: the job's
+/// failure still names the line of the call, read from the run-fn's bytecode.
+#[test]
+fn a_failing_command_names_its_line_in_tail_position_too() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+
+(ci.job :last [:quire/push]
+  (fn [runtime]
+    (runtime.sh "true")
+    (runtime.sh "exit 3")))
+(ci.job :not-last [:quire/push]
+  (fn [runtime]
+    (runtime.sh "exit 4")
+    nil))
+(ci.job :one-line [:quire/push] (fn [rt] (rt.sh "exit 5")))
+(fn check [rt cmd] (rt.sh cmd))
+(ci.job :through-a-helper [:quire/push]
+  (fn [rt]
+    (check rt "exit 6")))
+(ci.job :helper-not-last [:quire/push]
+  (fn [rt]
+    (check rt "exit 7")
+    nil))
+(ci.job :either [:quire/push]
+  (fn [rt]
+    (if (rt.env "QUIRE_TEST_SURELY_UNSET")
+        (rt.sh "exit 8")
+        (rt.sh "exit 9"))))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert_eq!(
+        job_errors(&run),
+        [
+            "last: .quire/ci.fnl:6: command `exit 3` exited with code 3",
+            "not-last: .quire/ci.fnl:9: command `exit 4` exited with code 4",
+            "one-line: .quire/ci.fnl:11: command `exit 5` exited with code 5",
+            // The call of the helper whose own tail call failed.
+            "through-a-helper: .quire/ci.fnl:15: command `exit 6` exited with code 6",
+            "helper-not-last: .quire/ci.fnl:18: command `exit 7` exited with code 7",
+            // Tail calls on two lines: which one failed is not known, only the job.
+            "either: .quire/ci.fnl:20 (in job 'either', declared here): command `exit 9` exited with code 9",
+        ],
+        "{}",
+        run.stderr
+    );
+    // The progress line says the same.
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("last ") && l.ends_with(": .quire/ci.fnl:6: command `exit 3` exited with code 3")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_error_in_tail_position_names_its_line() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(fn check [ok why] (when (not ok) (error why 2)))
+(ci.job :error-last [:quire/push]
+  (fn [rt]
+    (error "boom")))
+(ci.job :blames-the-caller [:quire/push]
+  (fn [rt]
+    (check (= 1 1) "fine")
+    (check (= 1 2) "one is not two")))
+(ci.job :library-last [:quire/push]
+  (fn [rt]
+    (string.rep "x" 10 (fn []))))
+(ci.job :runtime-last [:quire/push]
+  (fn [rt]
+    (rt.jobs :nothing)))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert_eq!(
+        job_errors(&run),
+        [
+            "error-last: .quire/ci.fnl:5: boom",
+            "blames-the-caller: .quire/ci.fnl:9: one is not two",
+            "library-last: .quire/ci.fnl:12: bad argument #3 to 'rep' (string expected, got function)",
+            "runtime-last: .quire/ci.fnl:15: runtime.jobs: 'nothing' is not an input of job 'runtime-last' (directly or indirectly); it can read: quire/push",
+        ],
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn registration_errors_are_labelled_on_the_ci_job_form() {
     let ws = Workspace::fennel(

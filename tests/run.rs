@@ -283,6 +283,34 @@ fn an_error_in_a_run_fn_fails_that_job_with_the_line() {
 }
 
 #[test]
+fn a_failing_command_returned_from_a_lua_run_fn_names_its_line() {
+    // `return rt.sh(...)` is a tail call: the run-fn's frame is gone when it fails.
+    let ws = Workspace::lua(
+        r#"local ci = require("quire.ci")
+ci.job("tail", {"quire/push"}, function(rt)
+  rt.sh("true")
+  return rt.sh("exit 3")
+end)
+ci.job("not-tail", {"quire/push"}, function(rt)
+  rt.sh("exit 4")
+end)
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    for line in [
+        "tail: .quire/ci.lua:4: command `exit 3` exited with code 3",
+        "not-tail: .quire/ci.lua:7: command `exit 4` exited with code 4",
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "{line:?} missing from\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn a_command_that_cannot_start_exits_127_with_the_reason_in_its_log() {
     let ws = Workspace::lua(
         "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh({'no-such-program-xyz', 'arg'}) end)\n",
@@ -349,13 +377,17 @@ ci.job("c", {"quire/push"}, function(rt) rt.secret("NOPE") end)
     );
     let run = ws.run_events(&[]);
     run.assert_code(1);
-    assert!(run.stderr.contains("'a' is not an input of job 'b'"), "{}", run.stderr);
-    assert!(run.stderr.contains("it can read: quire/push"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("unknown secret 'NOPE'; no secrets are declared"),
-        "{}",
-        run.stderr
-    );
+    // Each names the line that called it, like runtime.sh.
+    for line in [
+        "b: .quire/ci.lua:4: runtime.jobs: 'a' is not an input of job 'b' (directly or indirectly); it can read: quire/push",
+        "c: .quire/ci.lua:5: runtime.secret: unknown secret 'NOPE'; no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)",
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "{line:?} missing from\n{}",
+            run.stderr
+        );
+    }
 }
 
 #[test]

@@ -127,23 +127,27 @@ fn a_huge_allocation_is_refused_by_the_memory_limit_and_other_jobs_go_on() {
 (ci.job :too-large [:quire/push] (fn [rt] (local s (string.rep "x" (^ 2 31))) s))
 (ci.job :after [:huge :grow] (fn [rt] (rt.sh "echo never")))
 (ci.job :fine [:quire/push] (fn [rt] (rt.sh "echo fine")))
+(ci.job :huge-last [:quire/push]
+  (fn [rt]
+    (string.rep "x" (^ 2 30))))
 "#,
     );
     let run = ws.run_events_within(HANG, &["--lua-memory-limit", "64MiB"]);
     run.assert_code(1);
     let lines = run.event_lines();
-    for job in ["huge", "grow", "too-large"] {
+    for job in ["huge", "grow", "too-large", "huge-last"] {
         assert!(lines.contains(&job_finished(job, "failed")), "{lines:#?}");
     }
     // Memory a failed job held is given back: a later job still runs.
     assert!(lines.contains(&job_finished("fine", "complete")), "{lines:#?}");
-    for (line, job) in [(4, "huge"), (8, "grow")] {
+    // A call in tail position (huge-last) leaves no frame of the run-fn: its
+    // line is read from the run-fn's bytecode.
+    for (line, job) in [(4, "huge"), (8, "grow"), (14, "huge-last")] {
         let want = format!(
             "{job}: .quire/ci.fnl:{line}: pipeline code ran out of memory: the Lua VM may use at most 64 MiB (raise it with --lua-memory-limit)"
         );
         assert!(run.stderr.contains(&want), "{want:?} missing from\n{}", run.stderr);
     }
-    // (A call in tail position leaves no frame, so no line: these are not.)
     // Lua's own cap on string.rep comes first for 2^31 bytes, at its line.
     assert!(
         run.stderr.contains(".quire/ci.fnl:9: resulting string too large"),

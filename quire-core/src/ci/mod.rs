@@ -11,5 +11,6 @@ pub mod record;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
+mod site;
 mod spawn;
 pub mod stdlib;

@@ -195,7 +195,7 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     let sh = lua.create_async_function(move |lua, (cmd, opts): (Value, Value)| {
         let ctx = ctx.clone();
         // The caller's line must be read now, while its frame is on the stack.
-        let location = caller_location(&lua).map(|l| format!("{l}: ")).unwrap_or_default();
+        let location = caller_prefix(&lua);
         let parsed = check_caller(&lua, &ctx)
             .and_then(|()| parse_sh_args(&ctx, cmd, opts))
             .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
@@ -207,7 +207,7 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     table.set("sh", sh)?;
 
     let ctx = job.clone();
-    let jobs = lua.create_function(move |_, name: String| {
+    let jobs = lua.create_function(move |lua, name: String| {
         // Every job descends from a source, so sources are always readable.
         let readable = SOURCES.contains(&name.as_str())
             || ctx
@@ -217,7 +217,8 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
         if !readable {
             let allowed = ctx.pipeline.ancestor_names(ctx.index).join(", ");
             return Err(mlua::Error::runtime(format!(
-                "runtime.jobs: '{name}' is not an input of job '{}' (directly or indirectly); it can read: {allowed}",
+                "{}runtime.jobs: '{name}' is not an input of job '{}' (directly or indirectly); it can read: {allowed}",
+                caller_prefix(lua),
                 ctx.job_id
             )));
         }
@@ -238,7 +239,8 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
                 )
             };
             Err(mlua::Error::runtime(format!(
-                "runtime.secret: unknown secret '{name}'; {declared}"
+                "{}runtime.secret: unknown secret '{name}'; {declared}",
+                caller_prefix(lua)
             )))
         }
     })?;
@@ -251,6 +253,13 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     table.set("env", env)?;
 
     Ok(table)
+}
+
+/// `file:line: ` of the pipeline code calling the running runtime function,
+/// to start its error messages with; empty when a tail call left no frame of
+/// pipeline code on the stack.
+fn caller_prefix(lua: &Lua) -> String {
+    caller_location(lua).map(|l| format!("{l}: ")).unwrap_or_default()
 }
 
 /// The metatable that makes `stdout` and `stderr` of an sh result into Lua

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use super::event::{EventKind, JobOutcome};
 use super::pipeline::Pipeline;
 use super::runtime::{JobContext, RunContext, RuntimeEvent, RuntimeGlobal, runtime_table};
+use super::site::locate_job_error;
 use crate::lua::{BudgetOwner, Sandbox, describe_error};
 
 /// Why the run stops early.
@@ -266,6 +267,7 @@ fn start_job(
         })
     });
     let limits = sandbox.limits();
+    let lua = lua.clone();
     Ok(Box::pin(async move {
         let result = metered.await;
         ctx.finished.set(true);
@@ -274,7 +276,11 @@ fn start_job(
         let run = &ctx.run;
         let (outcome, error) = match result {
             Err(_) if run.cancelled() => (JobOutcome::Cancelled, None),
-            Err(err) => (JobOutcome::Failed, Some(describe_error(limits, &err, Some(&thread)))),
+            Err(err) => {
+                let message = describe_error(limits, &err, Some(&thread));
+                let job = &ctx.pipeline.jobs[index];
+                (JobOutcome::Failed, Some(locate_job_error(&lua, job, &thread, message)))
+            }
             Ok(values) => match values.into_iter().next().unwrap_or(Value::Nil) {
                 Value::Nil if ctx.sh_count.get() == 0 => (JobOutcome::Skipped, None),
                 Value::Nil => (JobOutcome::Complete, None),

@@ -27,6 +27,7 @@ use crate::secret::{Redactor, StreamRedactor};
 
 mod close;
 mod limits;
+mod tailcall;
 
 use close::{close_attribute_line, close_refusal};
 use limits::HOOK_INTERVAL;
@@ -34,6 +35,7 @@ pub use limits::{
     Budget, BudgetOwner, DEFAULT_INSTRUCTION_LIMIT, DEFAULT_MEMORY_LIMIT, INSTRUCTION_LIMIT_FLAG,
     InstructionLimitExceeded, InstructionMeter, Limits, MEMORY_LIMIT_FLAG, error_site, format_bytes,
 };
+pub use tailcall::{started_with_tail_call, tail_call_lines};
 
 /// Where `print` writes. Never stdout during `run`: stdout belongs to the event stream.
 #[derive(Clone, Default)]
