@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::event::{Event, EventKind};
 use super::pipeline::register::caller_location;
-use super::pipeline::{Pipeline, SOURCES};
+use super::pipeline::{Location, Pipeline, SOURCES};
 use super::process::{self, CommandLine, OutputStream, ShError, ShRequest};
 use crate::secret::Redactor;
 
@@ -258,8 +258,20 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
 /// `file:line: ` of the pipeline code calling the running runtime function,
 /// to start its error messages with; empty when a tail call left no frame of
 /// pipeline code on the stack.
-fn caller_prefix(lua: &Lua) -> String {
-    caller_location(lua).map(|l| format!("{l}: ")).unwrap_or_default()
+fn caller_prefix(lua: &Lua) -> CallerPrefix {
+    CallerPrefix(caller_location(lua))
+}
+
+/// Read on every call, written out only into an error.
+struct CallerPrefix(Option<Location>);
+
+impl std::fmt::Display for CallerPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(location) => write!(f, "{location}: "),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The metatable that makes `stdout` and `stderr` of an sh result into Lua
@@ -498,7 +510,7 @@ async fn sh(
     ctx: &Rc<JobContext>,
     mut request: ShRequest,
     allow_failure: bool,
-    location: &str,
+    location: &CallerPrefix,
 ) -> mlua::Result<Table> {
     let run = &ctx.run;
     if run.cancelled() {
