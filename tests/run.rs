@@ -419,6 +419,34 @@ ci.job("escape", {"quire/push"}, function(rt) rt.sh("pwd", {cwd = "../.."}) end)
 }
 
 #[test]
+fn sh_results_hold_the_captured_output_small_or_large() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+local function keys(t)
+  local seen = {}
+  for k in pairs(t) do seen[#seen + 1] = k end
+  table.sort(seen)
+  return table.concat(seen, ",")
+end
+ci.job("sizes", {"quire/push"}, function(rt)
+  local small = rt.sh("printf hi; printf oops >&2")
+  assert(keys(small) == "cmd,exit,stderr,stdout", keys(small))
+  assert(small.stdout == "hi" and small.stderr == "oops")
+  -- Past 64 KiB the strings are made when read; pairs lists them after that.
+  local big = rt.sh("head -c 70000 /dev/zero | tr '\\0' x; printf err >&2")
+  assert(keys(big) == "cmd,exit", keys(big))
+  assert(#big.stdout == 70000 and big.stdout:sub(1, 3) == "xxx", #big.stdout)
+  assert(big.stderr == "err" and big.stderr == "err")
+  assert(keys(big) == "cmd,exit,stderr,stdout", keys(big))
+end)
+"#,
+    );
+    let run = ws.run(&["run", "-q"]);
+    run.assert_code(0);
+}
+
+#[test]
 fn a_run_fn_returning_a_non_table_fails() {
     let ws = Workspace::lua("local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function() return 42 end)\n");
     let run = ws.run_events(&[]);

@@ -274,6 +274,10 @@ impl std::fmt::Display for CallerPrefix {
     }
 }
 
+/// Captured output past this size (both streams) becomes Lua strings only
+/// when read; below it, at once (a metatable would cost more than the copy).
+const LAZY_CAPTURE: usize = 64 * 1024;
+
 /// The metatable that makes `stdout` and `stderr` of an sh result into Lua
 /// strings when the pipeline first reads them. A Lua string is always a copy,
 /// so a loud command's capture (up to 16 MiB a stream) would otherwise be held
@@ -565,15 +569,20 @@ async fn sh(
         };
         return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
     }
-    let result = lua.create_table()?;
-    result.set("exit", output.exit_code)?;
-    result.set("cmd", display.as_str())?;
-    result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
+    let result = lua.create_table_with_capacity(0, 4)?;
+    result.raw_set("exit", output.exit_code)?;
+    result.raw_set("cmd", display.as_str())?;
+    if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
+        result.raw_set("stdout", lua.create_string(&output.stdout)?)?;
+        result.raw_set("stderr", lua.create_string(&output.stderr)?)?;
+    } else {
+        result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
+    }
     if output.stdout_truncated {
-        result.set("stdout-truncated", true)?;
+        result.raw_set("stdout-truncated", true)?;
     }
     if output.stderr_truncated {
-        result.set("stderr-truncated", true)?;
+        result.raw_set("stderr-truncated", true)?;
     }
     Ok(result)
 }
