@@ -28,15 +28,19 @@ pub struct PushInfo {
 /// ref. Outside a repository, or without git, sha is [`NULL_SHA`] and ref `HEAD`.
 ///
 /// Every run pays for this before its first job, so it asks git as little as
-/// it can: one `rev-parse` for the git dir, HEAD's commit and HEAD's full ref
-/// name (and nothing more when it fails: not a repository), then one `log` for
-/// the commit's date and message, with `describe` beside it only when HEAD is
-/// detached. Processes that do not depend on each other run at the same time.
+/// it can, and at the same time where it can: one `rev-parse` for the git dir,
+/// HEAD's commit and HEAD's full ref name, and beside it one `log` for the
+/// commit's date and message; then `describe` only when HEAD is detached.
+/// Outside a repository both fail and nothing more is asked.
 pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override: Option<&str>) -> PushInfo {
     let git = |args: &[&str]| Git::start(workspace, args);
 
-    // The commit an override names is known now: its log can run beside rev-parse.
-    let mut log = sha_override.and_then(commit_arg).map(|c| git(&log_args(&c)));
+    // The log runs beside rev-parse: of the commit an override names, or else
+    // of HEAD's, checked against rev-parse's below.
+    let log = match sha_override {
+        Some(sha) => commit_arg(sha).map(|c| git(&log_args(&c))),
+        None => Some(git(&log_args("HEAD^{commit}"))),
+    };
 
     // `--absolute-git-dir` first: once rev-parse meets an argument that is not
     // a revision (HEAD in a repository without commits) it takes the rest as
@@ -56,8 +60,12 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
         .map(str::to_string)
         .or_else(|| head.as_ref().and_then(|h| h.sha.clone()))
         .unwrap_or_else(|| NULL_SHA.to_string());
-    if log.is_none() && sha_override.is_none() {
-        log = commit_arg(&sha).map(|c| git(&log_args(&c)));
+    let mut log = log.and_then(Git::output).and_then(|out| Commit::parse(&out));
+    if sha_override.is_none() && log.as_ref().map(|c| c.sha.as_str()) != Some(sha.as_str()) {
+        // Not rev-parse's commit (HEAD moved between the two), or none.
+        log = commit_arg(&sha)
+            .and_then(|c| git(&log_args(&c)).output())
+            .and_then(|out| Commit::parse(&out));
     }
 
     let r#ref = match (ref_override, &head) {
@@ -82,13 +90,8 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
     let branch = r#ref.strip_prefix("refs/heads/").map(str::to_string);
     let tag = r#ref.strip_prefix("refs/tags/").map(str::to_string);
 
-    // `%cI%x00%B`: a date holds no NUL, so the first NUL ends it, whatever the
-    // message holds.
-    let (pushed_at, commit_message) = match log.and_then(Git::output) {
-        Some(out) => match out.split_once('\0') {
-            Some((date, message)) => (Some(date.to_string()), Some(message.trim_end_matches('\n').to_string())),
-            None => (None, None),
-        },
+    let (pushed_at, commit_message) = match log {
+        Some(c) => (Some(c.date), Some(c.message)),
         None => (None, None),
     };
 
@@ -113,11 +116,40 @@ fn commit_arg(sha: &str) -> Option<String> {
     }
 }
 
-/// `git log` printing the committer date (RFC 3339), a NUL and the message of
-/// `commit`. `--no-show-signature`: with `log.showSignature` set, git would
-/// print the signature check before them.
+/// `git log` printing the sha, committer date (RFC 3339) and message of
+/// `commit`, NUL after each of the first two. `--no-show-signature`: with
+/// `log.showSignature` set, git would print the signature check before them.
 fn log_args(commit: &str) -> [&str; 6] {
-    ["log", "-1", "--no-show-signature", "--format=%cI%x00%B", commit, "--"]
+    [
+        "log",
+        "-1",
+        "--no-show-signature",
+        "--format=%H%x00%cI%x00%B",
+        commit,
+        "--",
+    ]
+}
+
+/// What `git log` says about a commit.
+struct Commit {
+    sha: String,
+    /// RFC 3339.
+    date: String,
+    message: String,
+}
+
+impl Commit {
+    /// Neither a sha nor a date holds a NUL, so the first two end them,
+    /// whatever the message holds.
+    fn parse(out: &str) -> Option<Commit> {
+        let (sha, rest) = out.split_once('\0')?;
+        let (date, message) = rest.split_once('\0')?;
+        Some(Commit {
+            sha: sha.to_string(),
+            date: date.to_string(),
+            message: message.trim_end_matches('\n').to_string(),
+        })
+    }
 }
 
 /// What the one `rev-parse` says about the repository.
