@@ -2,7 +2,7 @@
 //! repository by running `git`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// The sha used outside a git repository.
 pub const NULL_SHA: &str = "0000000000000000000000000000000000000000";
@@ -26,37 +26,74 @@ pub struct PushInfo {
 /// Read push info from the repository containing `workspace`. The overrides
 /// (`--sha`, `--ref`) win over what git says; branch and tag follow the final
 /// ref. Outside a repository, or without git, sha is [`NULL_SHA`] and ref `HEAD`.
+///
+/// Every run pays for this before its first job, so it asks git as little as
+/// it can, and at the same time where it can: one `rev-parse` for the git dir,
+/// HEAD's commit and HEAD's full ref name, and beside it one `log` for the
+/// commit's date and message; then `describe` only when HEAD is detached.
+/// Outside a repository both fail and nothing more is asked.
 pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override: Option<&str>) -> PushInfo {
-    let git = |args: &[&str]| git_output(workspace, args);
+    let git = |args: &[&str]| Git::start(workspace, args);
 
-    let head = git(&["rev-parse", "--verify", "-q", "HEAD"]);
+    // The log runs beside rev-parse: of the commit an override names, or else
+    // of HEAD's, checked against rev-parse's below.
+    let log = match sha_override {
+        Some(sha) => commit_arg(sha).map(|c| git(&log_args(&c))),
+        None => Some(git(&log_args("HEAD^{commit}"))),
+    };
+
+    // `--absolute-git-dir` first: once rev-parse meets an argument that is not
+    // a revision (HEAD in a repository without commits) it takes the rest as
+    // paths, which `--revs-only` leaves out; the git dir is printed either way.
+    let head = git(&[
+        "rev-parse",
+        "--absolute-git-dir",
+        "--revs-only",
+        "HEAD",
+        "--symbolic-full-name",
+        "HEAD",
+    ])
+    .output()
+    .map(|out| Head::parse(&out));
+
     let sha = sha_override
         .map(str::to_string)
-        .or(head)
+        .or_else(|| head.as_ref().and_then(|h| h.sha.clone()))
         .unwrap_or_else(|| NULL_SHA.to_string());
-    let r#ref = ref_override
-        .map(str::to_string)
-        .or_else(|| git(&["symbolic-ref", "-q", "HEAD"]))
-        .or_else(|| git(&["describe", "--tags", "--exact-match", "HEAD"]).map(|tag| format!("refs/tags/{tag}")))
-        .unwrap_or_else(|| "HEAD".to_string());
+    let mut log = log.and_then(Git::output).and_then(|out| Commit::parse(&out));
+    if sha_override.is_none() && log.as_ref().map(|c| c.sha.as_str()) != Some(sha.as_str()) {
+        // Not rev-parse's commit (HEAD moved between the two), or none.
+        log = commit_arg(&sha)
+            .and_then(|c| git(&log_args(&c)).output())
+            .and_then(|out| Commit::parse(&out));
+    }
+
+    let r#ref = match (ref_override, &head) {
+        (Some(r), _) => Some(r.to_string()),
+        // Not a repository: nothing more to ask.
+        (None, None) => None,
+        (None, Some(head)) => match head.r#ref.as_deref() {
+            // Detached.
+            Some("HEAD") => None,
+            Some(r) => Some(r.to_string()),
+            // HEAD names a branch without commits, or rev-parse found the
+            // name ambiguous (a tag called HEAD): ask symbolic-ref, as before.
+            None => git(&["symbolic-ref", "-q", "HEAD"]).output(),
+        }
+        .or_else(|| {
+            git(&["describe", "--tags", "--exact-match", "HEAD"])
+                .output()
+                .map(|tag| format!("refs/tags/{tag}"))
+        }),
+    }
+    .unwrap_or_else(|| "HEAD".to_string());
     let branch = r#ref.strip_prefix("refs/heads/").map(str::to_string);
     let tag = r#ref.strip_prefix("refs/tags/").map(str::to_string);
 
-    // Describe the commit named by sha, when git knows it. Only hex goes on
-    // git's command line, so an override cannot pass as an option.
-    let commit = if !sha.is_empty() && sha != NULL_SHA && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Some(format!("{sha}^{{commit}}"))
-    } else {
-        None
-    };
-    let (commit_message, pushed_at) = match &commit {
-        Some(c) => (
-            git(&["log", "-1", "--format=%B", c, "--"]).map(|m| m.trim_end_matches('\n').to_string()),
-            git(&["log", "-1", "--format=%cI", c, "--"]),
-        ),
+    let (pushed_at, commit_message) = match log {
+        Some(c) => (Some(c.date), Some(c.message)),
         None => (None, None),
     };
-    let git_dir = git(&["rev-parse", "--absolute-git-dir"]).map(PathBuf::from);
 
     PushInfo {
         sha,
@@ -65,26 +102,129 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
         tag,
         commit_message,
         pushed_at,
-        git_dir,
+        git_dir: head.map(|h| h.git_dir),
+    }
+}
+
+/// The argument that names the commit `sha` for git, when there is one. Only
+/// hex goes on git's command line, so an override cannot pass as an option.
+fn commit_arg(sha: &str) -> Option<String> {
+    if !sha.is_empty() && sha != NULL_SHA && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(format!("{sha}^{{commit}}"))
+    } else {
+        None
+    }
+}
+
+/// `git log` printing the sha, committer date (RFC 3339) and message of
+/// `commit`, NUL after each of the first two. `--no-show-signature`: with
+/// `log.showSignature` set, git would print the signature check before them.
+fn log_args(commit: &str) -> [&str; 6] {
+    [
+        "log",
+        "-1",
+        "--no-show-signature",
+        "--format=%H%x00%cI%x00%B",
+        commit,
+        "--",
+    ]
+}
+
+/// What `git log` says about a commit.
+struct Commit {
+    sha: String,
+    /// RFC 3339.
+    date: String,
+    message: String,
+}
+
+impl Commit {
+    /// Neither a sha nor a date holds a NUL, so the first two end them,
+    /// whatever the message holds.
+    fn parse(out: &str) -> Option<Commit> {
+        let (sha, rest) = out.split_once('\0')?;
+        let (date, message) = rest.split_once('\0')?;
+        Some(Commit {
+            sha: sha.to_string(),
+            date: date.to_string(),
+            message: message.trim_end_matches('\n').to_string(),
+        })
+    }
+}
+
+/// What the one `rev-parse` says about the repository.
+struct Head {
+    git_dir: PathBuf,
+    /// HEAD's commit; `None` in a repository without commits.
+    sha: Option<String>,
+    /// HEAD's full ref name, `HEAD` when detached; `None` when HEAD does not
+    /// resolve to a commit of its own, or when rev-parse finds its name ambiguous.
+    r#ref: Option<String>,
+}
+
+impl Head {
+    /// Parse `GIT_DIR[\nSHA[\nREF]]`. Taken from the end, so a git dir with a
+    /// newline in its path stays whole: a ref name is `HEAD` or starts with
+    /// `refs/` (git checks that of HEAD), a sha is 40 or 64 hex digits, and
+    /// the git dir is an absolute path.
+    fn parse(out: &str) -> Head {
+        let mut rest = out;
+        let mut pop = |is: fn(&str) -> bool| {
+            let (before, last) = rest.rsplit_once('\n')?;
+            is(last).then(|| {
+                rest = before;
+                last.to_string()
+            })
+        };
+        let r#ref = pop(|l| l == "HEAD" || l.starts_with("refs/"));
+        let sha = pop(|l| matches!(l.len(), 40 | 64) && l.bytes().all(|b| b.is_ascii_hexdigit()));
+        Head {
+            git_dir: PathBuf::from(rest),
+            sha,
+            // When HEAD names a branch without commits, rev-parse resolves
+            // `HEAD` as it would any name: to `refs/tags/HEAD`, `refs/heads/HEAD`
+            // and the like, when one exists. Not HEAD's ref: leave it to symbolic-ref.
+            r#ref: r#ref.filter(|r| !r.ends_with("/HEAD")),
+        }
+    }
+}
+
+/// A `git` process started in the workspace, its stdout piped.
+struct Git(Option<Child>);
+
+impl Git {
+    /// Start `git ARGS` in `dir`. stdin and stderr are null and git may not
+    /// prompt for anything, so nothing can wait on a terminal.
+    fn start(dir: &Path, args: &[&str]) -> Git {
+        let child = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        Git(child.ok())
+    }
+
+    /// Its stdout without the final newline when it succeeded; `None` on any
+    /// failure (not a repository, no such object, no git).
+    fn output(self) -> Option<String> {
+        let out = self.0?.wait_with_output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        Some(text.to_string())
     }
 }
 
 /// stdout of a successful `git ARGS` in `dir`, without the final newline;
 /// `None` on any failure (not a repository, no such object, no git).
+#[cfg(test)]
 fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    Some(text.to_string())
+    Git::start(dir, args).output()
 }
 
 #[cfg(test)]
@@ -219,5 +359,50 @@ mod tests {
         assert_eq!(info.branch.as_deref(), Some("trunk"));
         assert_eq!(info.commit_message, None);
         assert!(info.git_dir.is_some());
+    }
+
+    #[test]
+    fn a_tag_named_head() {
+        // rev-parse finds the name HEAD ambiguous, or (on a branch without
+        // commits) takes it for the tag; the ref is still HEAD's branch.
+        let dir = repo();
+        git(dir.path(), &["tag", "HEAD"]);
+        let info = read_push_info(dir.path(), None, None);
+        assert_eq!(info.sha, head(dir.path()));
+        assert_eq!(info.r#ref, "refs/heads/main");
+        assert_eq!(info.commit_message.as_deref(), Some("First line\n\nBody text."));
+
+        git(dir.path(), &["checkout", "-q", "--orphan", "fresh"]);
+        let info = read_push_info(dir.path(), None, None);
+        assert_eq!(info.r#ref, "refs/heads/fresh");
+        assert_eq!(info.branch.as_deref(), Some("fresh"));
+    }
+
+    #[test]
+    fn rev_parse_output() {
+        let sha = "a".repeat(40);
+        let parse = |out: &str| {
+            let head = Head::parse(out);
+            (head.git_dir, head.sha, head.r#ref)
+        };
+        let dir = |d: &str| PathBuf::from(d);
+        assert_eq!(
+            parse(&format!("/r/.git\n{sha}\nrefs/heads/main")),
+            (dir("/r/.git"), Some(sha.clone()), Some("refs/heads/main".into()))
+        );
+        assert_eq!(
+            parse(&format!("/r/.git\n{sha}\nHEAD")),
+            (dir("/r/.git"), Some(sha.clone()), Some("HEAD".into()))
+        );
+        assert_eq!(
+            parse(&format!("/r/.git\n{sha}")),
+            (dir("/r/.git"), Some(sha.clone()), None)
+        );
+        assert_eq!(parse("/r/.git"), (dir("/r/.git"), None, None));
+        assert_eq!(parse("/new\nline/.git"), (dir("/new\nline/.git"), None, None));
+        assert_eq!(
+            parse(&format!("/new\nline/.git\n{sha}\nrefs/tags/HEAD")),
+            (dir("/new\nline/.git"), Some(sha), None)
+        );
     }
 }
