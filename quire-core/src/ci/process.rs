@@ -301,9 +301,6 @@ pub async fn run_with_capture_limit(
     err.finish(&mut log, on_line)?;
     log.flush()?;
     log.verify_in_place()?;
-    if child.reaped {
-        close_later(Box::new((child, stdout, stderr, log)));
-    }
 
     let exit_code = if timed_out {
         EXIT_TIMED_OUT
@@ -340,32 +337,12 @@ fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
-thread_local! {
-    /// What finished commands on this thread still hold open (pipes, pidfd,
-    /// log), closed once the next command is running.
-    static TO_CLOSE: RefCell<Vec<Box<dyn std::any::Any>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Close a finished command's descriptors (and take them out of the event
-/// loop) while the next command runs: ten system calls that would otherwise
-/// sit between one command's exit and the next one's start.
-fn close_later(held: Box<dyn std::any::Any>) {
-    // Never more than a few: every spawn empties the list.
-    let overflow = TO_CLOSE.with_borrow_mut(|held_open| {
-        held_open.push(held);
-        (held_open.len() > SPARE_BUFS).then(|| std::mem::take(held_open))
-    });
-    drop(overflow);
-}
-
 fn spawn(req: &ShRequest) -> io::Result<Child> {
     let program = match &req.command {
         CommandLine::Shell(script) => Program::shell(script, &req.env)?,
         CommandLine::Argv(words) => Program::argv(words, &req.env)?,
     };
     let spawned = spawn::spawn(&program, &req.cwd)?;
-    // Taken out before dropping: a drop must not find the list borrowed.
-    drop(TO_CLOSE.with_borrow_mut(std::mem::take));
     let mut child = Child {
         pid: spawned.pid,
         stdout: None,
