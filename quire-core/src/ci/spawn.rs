@@ -230,8 +230,6 @@ struct ChildArgs {
 const STACK_WORDS: usize = 4096;
 
 thread_local! {
-    /// Pipes made ahead for this thread's next command, never given to a child yet.
-    static SPARE_PIPES: std::cell::Cell<Option<[(OwnedFd, OwnedFd); 2]>> = const { std::cell::Cell::new(None) };
     static STACK: RefCell<Option<Box<[u128]>>> = const { RefCell::new(None) };
 }
 
@@ -244,10 +242,8 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
     reap_orphans();
     let cwd = cstring(cwd.as_os_str().as_bytes())?;
     let stdin = dev_null()?;
-    let [(stdout, stdout_w), (stderr, stderr_w)] = match SPARE_PIPES.take() {
-        Some(pipes) => pipes,
-        None => [pipe()?, pipe()?],
-    };
+    let (stdout, stdout_w) = pipe()?;
+    let (stderr, stderr_w) = pipe()?;
 
     let pointers = |v: &[CString]| -> Vec<*const c_char> {
         v.iter()
@@ -286,11 +282,6 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
 
     // SAFETY: the child is done with args (it exec'd or exited); volatile since it wrote behind the compiler's back.
     let error = unsafe { ptr::read_volatile(&args.error) };
-    if error == 0 {
-        // The child runs on the other core now: the next command's pipes
-        // cost nothing while it does, instead of delaying that command.
-        SPARE_PIPES.set(pipe().and_then(|out| Ok([out, pipe()?])).ok());
-    }
     if error != 0 {
         let mut status = 0;
         // SAFETY: our own child, which has already called _exit.
