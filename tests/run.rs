@@ -447,6 +447,35 @@ end)
 }
 
 #[test]
+fn without_out_dir_logs_go_to_a_temporary_directory_only_for_commands_that_print() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("j", {"quire/push"}, function(rt)
+  rt.sh("true")
+  rt.sh("echo hi")
+  rt.sh('cd "$TMPDIR"/quire-ci-*/jobs/j && ls && cat sh-2.log | cut -d" " -f2-')
+end)
+"#,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ws.command(&["run"]).env("TMPDIR", tmp.path()).output().unwrap();
+    let run = common::Run::from(out);
+    run.assert_code(0);
+    // The silent first command made no log; the third one's is made after its output.
+    let listed: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("j | $ cd"))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert_eq!(listed, ["j | sh-2.log", "j | stdout F hi"], "{}", run.stderr);
+    // Removed at exit.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_run_fn_returning_a_non_table_fails() {
     let ws = Workspace::lua("local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function() return 42 end)\n");
     let run = ws.run_events(&[]);

@@ -118,6 +118,7 @@ fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempf
     let request = RunRequest {
         workspace,
         out_dir,
+        out_dir_is_temporary: temp_dir.is_some(),
         parallelism,
         fail_fast: args.fail_fast,
         sha: args.sha.clone(),

@@ -118,6 +118,19 @@ pub struct ShRequest {
     pub kill_grace: Duration,
     /// The CRI log; parent directories are created.
     pub log_path: PathBuf,
+    pub log_made: LogMade,
+}
+
+/// When a command's log file is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogMade {
+    /// Before the command starts: every command has a log, and a log that
+    /// cannot be made stops the command from running.
+    #[default]
+    BeforeStart,
+    /// At the command's first output, for logs nobody reads once the run is
+    /// over (a temporary out-dir): a silent command then costs no file.
+    AtFirstOutput,
 }
 
 impl ShRequest {
@@ -130,6 +143,7 @@ impl ShRequest {
             timeout: None,
             kill_grace: DEFAULT_KILL_GRACE,
             log_path: log_path.into(),
+            log_made: LogMade::BeforeStart,
         }
     }
 }
@@ -185,7 +199,7 @@ pub async fn run_with_capture_limit(
     on_line: &mut dyn FnMut(OutputStream, &[u8]),
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<ShOutput, ShError> {
-    let mut log = LogFile::create(&req.log_path)?;
+    let mut log = LogFile::new(&req.log_path, req.log_made)?;
     if *cancel.borrow_and_update() {
         log.flush()?;
         return Ok(ShOutput {
@@ -645,7 +659,8 @@ impl<'r> Capture<'r> {
 /// The CRI log of one command.
 struct LogFile {
     path: PathBuf,
-    file: std::fs::File,
+    /// None until made, with [`LogMade::AtFirstOutput`].
+    file: Option<std::fs::File>,
     /// Pieces not yet written to the file.
     buf: Pooled,
     /// Timestamp of the read being written, formatted once per read.
@@ -653,13 +668,25 @@ struct LogFile {
 }
 
 impl LogFile {
-    fn create(path: &Path) -> Result<Self, ShError> {
+    fn new(path: &Path, made: LogMade) -> Result<Self, ShError> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: match made {
+                LogMade::BeforeStart => Some(LogFile::create(path)?),
+                LogMade::AtFirstOutput => None,
+            },
+            buf: Pooled::log(),
+            stamp: String::new(),
+        })
+    }
+
+    fn create(path: &Path) -> Result<std::fs::File, ShError> {
         let fail = |source| ShError::Log {
             path: path.to_path_buf(),
             source,
         };
         // The job's directory exists from its first command on: try the file first.
-        let file = match std::fs::File::create(path) {
+        match std::fs::File::create(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(fail)?;
@@ -668,13 +695,7 @@ impl LogFile {
             }
             created => created,
         }
-        .map_err(fail)?;
-        Ok(LogFile {
-            path: path.to_path_buf(),
-            file,
-            buf: Pooled::log(),
-            stamp: String::new(),
-        })
+        .map_err(fail)
     }
 
     fn stamp_now(&mut self) {
@@ -695,7 +716,11 @@ impl LogFile {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let written = self.file.write_all(&self.buf);
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(LogFile::create(&self.path)?),
+        };
+        let written = file.write_all(&self.buf);
         self.buf.clear();
         written.map_err(|e| self.fail(e))
     }
@@ -705,7 +730,10 @@ impl LogFile {
     /// reached the file the path leads to.
     fn verify_in_place(&self) -> Result<(), ShError> {
         use std::os::unix::fs::MetadataExt;
-        let open = self.file.metadata().map_err(|e| self.fail(e))?;
+        let Some(file) = &self.file else {
+            return Ok(()); // nothing written, no file made
+        };
+        let open = file.metadata().map_err(|e| self.fail(e))?;
         let in_place = match std::fs::metadata(&self.path) {
             Ok(on_disk) => (on_disk.dev(), on_disk.ino()) == (open.dev(), open.ino()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -1115,6 +1143,30 @@ mod tests {
             r.cwd.display()
         );
         assert_eq!(ran.log, want);
+    }
+
+    #[test]
+    fn a_log_made_at_first_output_is_made_only_for_commands_that_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, mut rx) = watch::channel(false);
+        let mut n = 0;
+        let mut at_first_output = |command: CommandLine| {
+            n += 1;
+            let mut r = req(dir.path(), command);
+            r.log_path = dir.path().join(format!("jobs/j/sh-{n}.log"));
+            r.log_made = LogMade::AtFirstOutput;
+            let out = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx)).unwrap();
+            (out.exit_code, std::fs::read_to_string(&r.log_path).ok())
+        };
+        let shell = |script: &str| CommandLine::Shell(script.into());
+        assert_eq!(at_first_output(shell("exit 3")), (3, None));
+        let (code, log) = at_first_output(shell("echo hi >&2"));
+        assert_eq!(code, 0);
+        assert!(log.as_deref().is_some_and(|l| l.ends_with(" stderr F hi\n")), "{log:?}");
+        // A command that cannot start has its reason logged.
+        let (code, log) = at_first_output(CommandLine::Argv(vec!["/nonexistent/tool".into()]));
+        assert_eq!(code, EXIT_CANNOT_RUN);
+        assert!(log.as_deref().is_some_and(|l| l.contains("cannot run")), "{log:?}");
     }
 
     #[test]

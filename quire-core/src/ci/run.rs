@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
+use super::process::LogMade;
 use super::push::{PushInfo, read_push_info};
 use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent};
 use super::schedule::{self, JobState, ScheduleOptions, StopReason};
@@ -68,6 +69,9 @@ impl FromStr for SecretSpec {
 pub struct RunRequest {
     pub workspace: PathBuf,
     pub out_dir: PathBuf,
+    /// True when `out_dir` is removed at exit (no `--out-dir`): its logs are
+    /// made only for commands that print something.
+    pub out_dir_is_temporary: bool,
     pub parallelism: usize,
     pub fail_fast: bool,
     pub sha: Option<String>,
@@ -245,6 +249,11 @@ pub async fn run(
     let context = Rc::new(RunContext {
         workspace: request.workspace.clone(),
         out_dir: request.out_dir.clone(),
+        log_made: if request.out_dir_is_temporary {
+            LogMade::AtFirstOutput
+        } else {
+            LogMade::BeforeStart
+        },
         secrets,
         redactor,
         emitter: emitter.clone(),

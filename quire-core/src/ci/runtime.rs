@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::event::{Event, EventKind};
 use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES};
-use super::process::{self, CommandLine, OutputStream, ShError, ShRequest};
+use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShRequest};
 use crate::secret::Redactor;
 
 /// What a run tells its observers: every wire event, plus what only a person
@@ -151,6 +151,7 @@ pub struct RunContext {
     pub workspace: PathBuf,
     /// Logs go to `<out_dir>/jobs/<job_id>/sh-<n>.log`.
     pub out_dir: PathBuf,
+    pub log_made: LogMade,
     pub secrets: BTreeMap<String, Vec<u8>>,
     pub redactor: Redactor,
     pub emitter: Rc<RefCell<Emitter>>,
@@ -412,6 +413,7 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
         timeout: ctx.run.default_timeout,
         kill_grace: ctx.run.kill_grace,
         log_path: PathBuf::new(),
+        log_made: ctx.run.log_made,
     };
     let opts = match opts {
         Value::Nil => return Ok((request, false)),

@@ -413,6 +413,7 @@ mod tests {
         let request = RunRequest {
             workspace: dir.path().to_path_buf(),
             out_dir: dir.path().join("out"),
+            out_dir_is_temporary: false,
             parallelism: spec.parallelism,
             fail_fast: spec.fail_fast,
             sha: None,
