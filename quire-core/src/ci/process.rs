@@ -656,11 +656,18 @@ impl<'r> Capture<'r> {
     }
 }
 
+/// A log file, and which file it is (device and inode), to tell later
+/// whether its path still leads to it.
+struct OpenLog {
+    file: std::fs::File,
+    id: (u64, u64),
+}
+
 /// The CRI log of one command.
 struct LogFile {
     path: PathBuf,
     /// None until made, with [`LogMade::AtFirstOutput`].
-    file: Option<std::fs::File>,
+    file: Option<OpenLog>,
     /// Pieces not yet written to the file.
     buf: Pooled,
     /// Timestamp of the read being written, formatted once per read.
@@ -680,22 +687,41 @@ impl LogFile {
         })
     }
 
-    fn create(path: &Path) -> Result<std::fs::File, ShError> {
+    fn create(path: &Path) -> Result<OpenLog, ShError> {
+        use std::os::unix::fs::MetadataExt;
         let fail = |source| ShError::Log {
             path: path.to_path_buf(),
             source,
         };
+        // Not O_TRUNC: truncating a file updates its inode even when it is
+        // empty already (a journal transaction on ext4), and a reused
+        // --out-dir holds the empty logs of silent commands.
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+        };
         // The job's directory exists from its first command on: try the file first.
-        match std::fs::File::create(path) {
+        let file = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(fail)?;
                 }
-                std::fs::File::create(path)
+                open()
             }
-            created => created,
+            opened => opened,
         }
-        .map_err(fail)
+        .map_err(fail)?;
+        let meta = file.metadata().map_err(fail)?;
+        if meta.len() > 0 {
+            file.set_len(0).map_err(fail)?;
+        }
+        Ok(OpenLog {
+            file,
+            id: (meta.dev(), meta.ino()),
+        })
     }
 
     fn stamp_now(&mut self) {
@@ -720,7 +746,7 @@ impl LogFile {
             Some(file) => file,
             None => self.file.insert(LogFile::create(&self.path)?),
         };
-        let written = file.write_all(&self.buf);
+        let written = file.file.write_all(&self.buf);
         self.buf.clear();
         written.map_err(|e| self.fail(e))
     }
@@ -730,12 +756,11 @@ impl LogFile {
     /// reached the file the path leads to.
     fn verify_in_place(&self) -> Result<(), ShError> {
         use std::os::unix::fs::MetadataExt;
-        let Some(file) = &self.file else {
+        let Some(open) = &self.file else {
             return Ok(()); // nothing written, no file made
         };
-        let open = file.metadata().map_err(|e| self.fail(e))?;
         let in_place = match std::fs::metadata(&self.path) {
-            Ok(on_disk) => (on_disk.dev(), on_disk.ino()) == (open.dev(), open.ino()),
+            Ok(on_disk) => (on_disk.dev(), on_disk.ino()) == open.id,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(self.fail(e)),
         };
@@ -1143,6 +1168,20 @@ mod tests {
             r.cwd.display()
         );
         assert_eq!(ran.log, want);
+    }
+
+    #[test]
+    fn a_log_left_by_an_earlier_run_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "echo new");
+        std::fs::create_dir_all(r.log_path.parent().unwrap()).unwrap();
+        std::fs::write(&r.log_path, "an earlier run's much longer log\n".repeat(100)).unwrap();
+        let ran = run_with(&r, &[]);
+        assert_eq!(ran.log, "TS stdout F new\n");
+        // Silent: emptied.
+        std::fs::write(&r.log_path, "old\n").unwrap();
+        run_with(&sh(dir.path(), "true"), &[]);
+        assert_eq!(std::fs::read(&r.log_path).unwrap(), b"");
     }
 
     #[test]
