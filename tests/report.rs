@@ -29,6 +29,24 @@ ci.job("deploy", {"package"}, function(rt) rt.sh("echo never") end)
 ci.job("lint", {"quire/push"}, function(rt) rt.sh("true") end)
 "#;
 
+/// `report` of a run of [`FAILING`], durations masked.
+const FAILING_REPORT: &str = "\
+run 4b825dc642cb refs/heads/main
+
+job      outcome   duration
+build    complete  <t>
+test     failed    <t>
+package  blocked   (blocked by test)
+deploy   blocked   (blocked by package)
+lint     complete  <t>
+
+test failed:
+  sh-1  exit 0  echo testing app.bin
+  sh-2  exit 3  exit 3
+
+run failed in <t>: 2 complete, 1 failed, 2 blocked
+";
+
 const PASSING: &str = r#"
 local ci = require("quire.ci")
 ci.job("build", {"quire/push"}, function(rt) rt.sh("echo compiling") end)
@@ -130,25 +148,7 @@ fn a_failing_run_lists_the_commands_of_the_failed_job_and_blocks_its_descendants
     run_to_file(&ws, &[]).assert_code(1);
     let run = report(&ws, &["run.jsonl"]);
     run.assert_code(0);
-    assert_eq!(
-        mask_durations(&run.stdout),
-        "\
-run 4b825dc642cb refs/heads/main
-
-job      outcome   duration
-build    complete  <t>
-test     failed    <t>
-package  blocked   (blocked by test)
-deploy   blocked   (blocked by package)
-lint     complete  <t>
-
-test failed:
-  sh-1  exit 0  echo testing app.bin
-  sh-2  exit 3  exit 3
-
-run failed in <t>: 2 complete, 1 failed, 2 blocked
-"
-    );
+    assert_eq!(mask_durations(&run.stdout), FAILING_REPORT);
 
     let json = report_json(&ws, "run.jsonl");
     let states: Vec<(&str, &str, &Value)> = json["jobs"]
@@ -219,25 +219,7 @@ fn a_run_piped_into_report_dash_is_read_from_stdin() {
     assert_eq!(producer.wait().unwrap().code(), Some(1));
     let run = Run::from(consumer);
     run.assert_code(0);
-    assert_eq!(
-        mask_durations(&run.stdout),
-        "\
-run 4b825dc642cb refs/heads/main
-
-job      outcome   duration
-build    complete  <t>
-test     failed    <t>
-package  blocked   (blocked by test)
-deploy   blocked   (blocked by package)
-lint     complete  <t>
-
-test failed:
-  sh-1  exit 0  echo testing app.bin
-  sh-2  exit 3  exit 3
-
-run failed in <t>: 2 complete, 1 failed, 2 blocked
-"
-    );
+    assert_eq!(mask_durations(&run.stdout), FAILING_REPORT);
     assert_eq!(run.stderr, "");
 }
 

@@ -171,6 +171,18 @@ impl Run {
             .collect()
     }
 
+    /// Each of `lines` is a whole line of stderr.
+    pub fn assert_stderr_lines(&self, lines: &[&str]) -> &Self {
+        for line in lines {
+            assert!(
+                self.stderr.lines().any(|l| l == *line),
+                "{line:?} missing from\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code, code,

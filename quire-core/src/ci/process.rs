@@ -21,7 +21,7 @@ use std::time::Duration;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -47,8 +47,8 @@ const LOG_BUF: usize = 64 * 1024;
 /// After the command exits, how long at least we wait for its pipes to close
 /// (only something that left the process group can keep them open).
 const MIN_DRAIN: Duration = Duration::from_millis(500);
-/// Reads at most made when giving up on a pipe: a writer outside the process
-/// group may never stop.
+/// Reads at most made at once without waiting (at the reap, and when giving
+/// up on a pipe): a writer outside the process group may never stop.
 const FINAL_READS: usize = 16;
 
 /// What to run.
@@ -296,8 +296,8 @@ pub async fn run_with_capture_limit(
                     // Something outside the group still holds a pipe: take
                     // what is already in it, then stop reading.
                     Phase::Killed | Phase::Draining => {
-                        out.take_ready(&mut stdout, &mut out_buf, &mut log, on_line, &mut scratch).await?;
-                        err.take_ready(&mut stderr, &mut err_buf, &mut log, on_line, &mut scratch).await?;
+                        out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
+                        err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
                         break;
                     }
                 }
@@ -587,7 +587,8 @@ impl<'r> Capture<'r> {
         })
     }
 
-    /// Read what `pipe` holds with plain non-blocking reads (bounded), up to
+    /// Read what `pipe` holds right now with plain non-blocking reads
+    /// (bounded: a writer outside the process group may never stop), up to
     /// its end or until it would block.
     fn take_now(
         &mut self,
@@ -610,28 +611,6 @@ impl<'r> Capture<'r> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 read => self.take(read, buf, log, on_line, scratch)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Read whatever `pipe` has ready right now (bounded), without waiting.
-    async fn take_ready(
-        &mut self,
-        pipe: &mut (impl AsyncRead + Unpin),
-        buf: &mut [u8],
-        log: &mut LogFile,
-        on_line: &mut dyn FnMut(OutputStream, &[u8]),
-        scratch: &mut Vec<u8>,
-    ) -> Result<(), ShError> {
-        for _ in 0..FINAL_READS {
-            if !self.open {
-                break;
-            }
-            // A zero timeout still polls the read once before giving up.
-            match tokio::time::timeout(Duration::ZERO, pipe.read(buf)).await {
-                Ok(read) => self.take(read, buf, log, on_line, scratch)?,
-                Err(_) => break,
             }
         }
         Ok(())
