@@ -1,4 +1,8 @@
 //! The command line (design §6).
+//!
+//! The doc comments are the `--help` text, written for a terminal: `<job>`
+//! there is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

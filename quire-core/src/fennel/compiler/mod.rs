@@ -1,13 +1,13 @@
 //! The compiler: forms -> Lua 5.4 source text, line-preserving.
 //!
-//! Every form is compiled towards a [`Dest`]: discarded (a statement), returned
+//! Every form is compiled towards a `Dest`: discarded (a statement), returned
 //! (the tail of a function or chunk), assigned to Lua names, or handed back as
 //! Lua expressions. Forms that are statements in Lua (`if`, `let`, loops …)
 //! used where a value is wanted write their statements first and hand back a
 //! temporary; forms that are expressions in Lua (calls, operators, literals)
-//! are delivered to statement destinations by [`Compiler::deliver`].
+//! are delivered to statement destinations by `Compiler::deliver`.
 //!
-//! Statements carry line markers (see [`emit`]) that the final pass turns into
+//! Statements carry line markers (see `emit`) that the final pass turns into
 //! newlines, so each Lua statement starts on the line of its Fennel form.
 //!
 //! Layout: this file holds the core (destinations, expressions, calls, tables,
@@ -46,7 +46,7 @@ pub struct CompileOptions {
 ///
 /// The compiler recurses once per nesting level, and a level can take tens of
 /// KiB of stack in unoptimised builds, so it runs on its own thread with a
-/// generous stack; nesting is also capped at [`MAX_NESTING`].
+/// generous stack; nesting is also capped (`MAX_NESTING`).
 pub fn compile(forms: &[Form], source: &Arc<str>, file: &str, options: &CompileOptions) -> Result<String, FennelError> {
     let run = || {
         let mut compiler = Compiler::new(source, file, options);
