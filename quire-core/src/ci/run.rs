@@ -16,7 +16,7 @@ use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
 use super::process::LogMade;
 use super::push::{PushInfo, read_push_info};
-use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent};
+use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, sh_result_constructor};
 use super::schedule::{self, JobState, ScheduleOptions, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
@@ -245,6 +245,10 @@ pub async fn run(
             return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::Failed);
         }
     }
+    let sh_result = match sh_result_constructor(lua) {
+        Ok(f) => f,
+        Err(err) => return finish(&emitter, RunOutcome::Failed, Some(err.to_string()), RunEnd::Failed),
+    };
     let cancel = watch::Sender::new(false);
     let context = Rc::new(RunContext {
         workspace: request.workspace.clone(),
@@ -261,6 +265,7 @@ pub async fn run(
         default_timeout: request.default_timeout,
         kill_grace: request.kill_grace,
         outputs: RefCell::new(outputs),
+        sh_result,
     });
     let options = ScheduleOptions {
         parallelism: request.parallelism,

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 use tokio::sync::watch;
 
 use super::event::{Event, EventKind};
@@ -162,6 +162,8 @@ pub struct RunContext {
     pub kill_grace: Duration,
     /// Outputs of sources and finished jobs, by id (a skipped job has none).
     pub outputs: RefCell<HashMap<String, Value>>,
+    /// Makes the table `runtime.sh` returns (see [`sh_result_constructor`]).
+    pub sh_result: Function,
 }
 
 impl RunContext {
@@ -273,6 +275,14 @@ impl std::fmt::Display for CallerPrefix {
             None => Ok(()),
         }
     }
+}
+
+/// A Lua function making `runtime.sh`'s result table in one call: from
+/// Rust, each field set is a protected call of its own.
+pub fn sh_result_constructor(lua: &Lua) -> mlua::Result<Function> {
+    lua.load("return function(exit, cmd, stdout, stderr) return {exit = exit, cmd = cmd, stdout = stdout, stderr = stderr} end")
+        .set_name("=runtime.sh")
+        .eval()
 }
 
 /// Captured output past this size (both streams) becomes Lua strings only
@@ -571,15 +581,15 @@ async fn sh(
         };
         return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
     }
-    let result = lua.create_table_with_capacity(0, 4)?;
-    result.raw_set("exit", output.exit_code)?;
-    result.raw_set("cmd", display.as_str())?;
-    if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
-        result.raw_set("stdout", lua.create_string(&output.stdout)?)?;
-        result.raw_set("stderr", lua.create_string(&output.stderr)?)?;
+    let result: Table = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
+        let (stdout, stderr) = (lua.create_string(&output.stdout)?, lua.create_string(&output.stderr)?);
+        run.sh_result
+            .call((output.exit_code, display.as_str(), stdout, stderr))?
     } else {
+        let result: Table = run.sh_result.call((output.exit_code, display.as_str()))?;
         result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
-    }
+        result
+    };
     if output.stdout_truncated {
         result.raw_set("stdout-truncated", true)?;
     }
