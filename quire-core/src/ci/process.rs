@@ -649,8 +649,10 @@ struct LogFile {
     file: Option<OpenLog>,
     /// Pieces not yet written to the file.
     buf: Pooled,
-    /// Timestamp of the read being written, formatted once per read.
+    /// Timestamp of the read being written, formatted once per read, and
+    /// only when the read gives a piece to write (an end of stream gives none).
     stamp: String,
+    read_at: Option<jiff::Timestamp>,
 }
 
 impl LogFile {
@@ -663,6 +665,7 @@ impl LogFile {
             },
             buf: Pooled::log(),
             stamp: String::new(),
+            read_at: None,
         })
     }
 
@@ -704,13 +707,16 @@ impl LogFile {
     }
 
     fn stamp_now(&mut self) {
-        self.stamp = cri::format_timestamp(jiff::Timestamp::now());
+        self.read_at = Some(jiff::Timestamp::now());
     }
 
     fn piece(&mut self, stream: OutputStream, partial: bool, text: &[u8]) -> Result<(), ShError> {
         // Timestamp, stream, tag and newline take under 64 bytes.
         if self.buf.len() + text.len() + 64 > LOG_BUF {
             self.flush()?;
+        }
+        if let Some(at) = self.read_at.take() {
+            self.stamp = cri::format_timestamp(at);
         }
         // Writing to a Vec cannot fail.
         let _ = cri::write_piece(&mut *self.buf, &self.stamp, stream, partial, text);
