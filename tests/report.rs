@@ -474,10 +474,10 @@ struct ShRow {
 /// Every row of the three tables, in the order they went in.
 fn read_rows(db: &std::path::Path) -> (Vec<RunRow>, Vec<JobRow>, Vec<ShRow>) {
     let conn = Connection::open(db).unwrap();
-    let runs = conn
-        .prepare("SELECT id, sha, ref, outcome, finished_ms - started_ms FROM runs ORDER BY id")
-        .unwrap()
-        .query_map([], |r| {
+    let runs = query(
+        &conn,
+        "SELECT id, sha, ref, outcome, finished_ms - started_ms FROM runs ORDER BY id",
+        |r| {
             Ok(RunRow {
                 id: r.get(0)?,
                 sha: r.get(1)?,
@@ -485,14 +485,12 @@ fn read_rows(db: &std::path::Path) -> (Vec<RunRow>, Vec<JobRow>, Vec<ShRow>) {
                 outcome: r.get(3)?,
                 took_ms: r.get(4)?,
             })
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let jobs = conn
-        .prepare("SELECT run_id, job_id, position, state, blocked_by FROM jobs ORDER BY run_id, position")
-        .unwrap()
-        .query_map([], |r| {
+        },
+    );
+    let jobs = query(
+        &conn,
+        "SELECT run_id, job_id, position, state, blocked_by FROM jobs ORDER BY run_id, position",
+        |r| {
             Ok(JobRow {
                 run_id: r.get(0)?,
                 job_id: r.get(1)?,
@@ -500,14 +498,12 @@ fn read_rows(db: &std::path::Path) -> (Vec<RunRow>, Vec<JobRow>, Vec<ShRow>) {
                 state: r.get(3)?,
                 blocked_by: r.get(4)?,
             })
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let sh = conn
-        .prepare("SELECT run_id, job_id, n, cmd, exit_code, log_path FROM sh_events ORDER BY rowid")
-        .unwrap()
-        .query_map([], |r| {
+        },
+    );
+    let sh = query(
+        &conn,
+        "SELECT run_id, job_id, n, cmd, exit_code, log_path FROM sh_events ORDER BY rowid",
+        |r| {
             Ok(ShRow {
                 run_id: r.get(0)?,
                 job_id: r.get(1)?,
@@ -516,11 +512,15 @@ fn read_rows(db: &std::path::Path) -> (Vec<RunRow>, Vec<JobRow>, Vec<ShRow>) {
                 exit_code: r.get(4)?,
                 log_path: r.get(5)?,
             })
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        },
+    );
     (runs, jobs, sh)
+}
+
+/// The rows `sql` selects, each made by `row`.
+fn query<T>(conn: &Connection, sql: &str, row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>) -> Vec<T> {
+    let mut statement = conn.prepare(sql).unwrap();
+    statement.query_map([], row).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 #[test]
