@@ -469,7 +469,7 @@ fn a_run_fn_returning_a_non_table_fails() {
     let run = ws.run_events(&[]);
     run.assert_code(1);
     assert!(
-        run.stderr.contains("returned a integer; it must return a table"),
+        run.stderr.contains("returned an integer; it must return a table"),
         "{}",
         run.stderr
     );

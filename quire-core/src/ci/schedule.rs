@@ -293,9 +293,9 @@ fn start_job(
                 other => (
                     JobOutcome::Failed,
                     Some(format!(
-                        "the run-fn of job '{}' returned a {}; it must return a table (the job's output) or nil",
+                        "the run-fn of job '{}' returned {}; it must return a table (the job's output) or nil",
                         ctx.job_id,
-                        other.type_name()
+                        with_article(other.type_name())
                     )),
                 ),
             },
@@ -313,6 +313,16 @@ fn start_job(
         });
         (index, outcome)
     }))
+}
+
+/// "a boolean", "an integer".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
 }
 
 #[cfg(test)]
