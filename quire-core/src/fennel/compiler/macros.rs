@@ -140,6 +140,7 @@ pub(super) fn may_yield_many(form: &Form) -> bool {
         Some("values") => return items.len() != 2 || may_yield_many(&items[1]),
         Some("do" | "let" | "when") => items.last().map(std::slice::from_ref).unwrap_or_default(),
         Some("if") => &items[2..],
+        Some("match-try" | "case-try") => return try_may_yield_many(&items[1..]),
         Some("match" | "case") => {
             return items
                 .get(2..)
@@ -165,4 +166,25 @@ pub(super) fn may_yield_many(form: &Form) -> bool {
             .any(|(i, f)| (i % 2 == 0 || i + 1 == tails.len()) && may_yield_many(f));
     }
     tails.iter().any(may_yield_many)
+}
+
+/// [`may_yield_many`] for the arguments of `case-try` / `match-try`: the last
+/// body, and the catch bodies or (without a catch) every step's value.
+fn try_may_yield_many(args: &[Form]) -> bool {
+    let (rest, catch) = match args.split_last() {
+        Some((last, rest)) if super::patterns::is_catch(last) => (rest, last.as_list().map(|items| &items[1..])),
+        _ => (args, None),
+    };
+    let Some((value, steps)) = rest.split_first() else {
+        return false;
+    };
+    match catch {
+        // Each step's value (the first and every body but the last) may be returned.
+        None => may_yield_many(value) || steps.iter().skip(1).step_by(2).any(may_yield_many),
+        Some(clauses) => {
+            steps.last().is_some_and(may_yield_many)
+                || steps.is_empty() && may_yield_many(value)
+                || clauses.iter().skip(1).step_by(2).any(may_yield_many)
+        }
+    }
 }

@@ -13,7 +13,8 @@
 //! Layout: this file holds the core (destinations, expressions, calls, tables,
 //! symbols); `scope` the locals and name mangling; `emit` Lua literals and line
 //! markers; `specials` operators, bindings and branches; `functions` fn/lambda/
-//! hashfn; `destructure` binding patterns; `iter` loops; `patterns` match/case;
+//! hashfn; `destructure` binding patterns; `iter` loops; `patterns` match/case
+//! and case-try/match-try;
 //! `macros` the form-rewriting built-ins (`->`, `doto`, `partial`).
 
 mod destructure;
@@ -173,7 +174,7 @@ struct Helper {
 }
 
 /// Library functions generated code uses: (name hint, Lua value).
-const HELPERS: &[(&str, &str)] = &[("unpack", "table.unpack"), ("type", "type")];
+const HELPERS: &[(&str, &str)] = &[("unpack", "table.unpack"), ("type", "type"), ("pack", "table.pack")];
 
 /// The largest nesting the compiler follows before refusing (keeps recursion bounded).
 const MAX_NESTING: usize = 256;
@@ -275,6 +276,11 @@ impl<'a> Compiler<'a> {
     /// `type`.
     fn type_fn(&mut self) -> String {
         self.helper(1)
+    }
+
+    /// `table.pack`.
+    fn pack_fn(&mut self) -> String {
+        self.helper(2)
     }
 
     /// A symbol no program can write, for forms the compiler builds itself.

@@ -1,6 +1,7 @@
 //! Special forms: the built-in operators, bindings, functions and branches.
-//! Loops live in `iter`, `match`/`case` in `patterns`, form-rewriting macros
-//! (`->`, `doto`, `partial`, hashfns) in `macros`.
+//! Loops live in `iter`, `match`/`case` and `case-try`/`match-try` in
+//! `patterns`, form-rewriting macros (`->`, `doto`, `partial`, hashfns) in
+//! `macros`.
 
 use super::destructure::Binding;
 use super::emit;
@@ -61,6 +62,8 @@ pub(super) const SPECIALS: &[&str] = &[
     "rshift",
     "match",
     "case",
+    "match-try",
+    "case-try",
     "->",
     "->>",
     "-?>",
@@ -204,6 +207,7 @@ impl Compiler<'_> {
                 )
             }
             "match" | "case" => self.match_form(form, args, dest, name == "match")?,
+            "match-try" | "case-try" => self.match_try(form, args, dest, name == "match-try")?,
             "->" | "->>" | "-?>" | "-?>>" => {
                 let expanded = self.thread(form, args, name)?;
                 self.compile(&expanded, dest)?

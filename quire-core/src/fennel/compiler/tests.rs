@@ -467,6 +467,135 @@ fn match_guards_or_and_multiple_values() {
     check("(var out nil) (case [1] [x] (set out x)) (print out)", "1");
 }
 
+// ---- case-try and match-try -------------------------------------------------------
+
+#[test]
+fn case_try_runs_every_step_when_all_match() {
+    let source = r#"(fn parse [s]
+  (case-try (string.match s "^(%a+)=(%d+)$")
+    (key digits) (values key (tonumber digits))
+    (key n) (if (> n 10) (values key n :big) (values key n :small))
+    (k n size) (.. k ":" n ":" size)))
+(print (parse "a=42") (parse "b=3"))"#;
+    check(source, "a:42:big\tb:3:small");
+    // As a statement, and in a value position that wants one value.
+    check(
+        "(var seen nil) (case-try 1 a (+ a 1) b (set seen b)) (print seen (+ 1 (case-try 2 x (* x 10) y y)))",
+        "2\t21",
+    );
+}
+
+#[test]
+fn case_try_failing_in_the_middle_goes_to_the_first_matching_catch() {
+    let source = r#"(fn lookup [t k]
+  (if (. t k) (values true (. t k)) (values nil (.. "no " k))))
+(fn sum [t]
+  (case-try (lookup t :a)
+    (true a) (lookup t :b)
+    (true b) (+ a b)
+    (catch
+      (false why) (.. "false: " why)
+      (nil why) (.. "caught: " why))))
+(print (sum {:a 1 :b 2}) (sum {:a 1}) (sum {}))"#;
+    check(source, "3\tcaught: no b\tcaught: no a");
+    // With a catch, a failure no catch clause matches gives one nil (as in
+    // Fennel, whose catch is a plain `case` on the failed values).
+    check(
+        "(print (select :# (case-try (values 1 2) (1 3) :no (catch (2 _) :two))) (case-try 1 2 :no (catch)))",
+        "1\tnil",
+    );
+    // Catch clauses may look at several values.
+    check(
+        "(print (case-try (values nil :oops 7) (true x) x (catch (nil msg n) (.. msg n))))",
+        "oops7",
+    );
+}
+
+#[test]
+fn case_try_without_catch_returns_the_unmatched_values_unchanged() {
+    let source = r#"(fn three [] (values nil "boom" 3))
+(print (case-try (three) (true x) x))
+(print (select :# (case-try (values 1 nil nil) 2 :no)))
+(print (case-try 1 1 (values :x nil :z) (:y) :no))
+(print (select :# (case-try 1 1 (values) 2 :no)))
+(print (case-try (values 4 5) 6 :no))
+(local (a b c) (case-try (three) (true x) x))
+(print a b c)
+(fn last [] (case-try 1 1 (three) :never :no))
+(print (select :# (last)) (last))"#;
+    check(
+        source,
+        "nil\tboom\t3\n3\nx\tnil\tz\n0\n4\t5\nnil\tboom\t3\n3\tnil\tboom\t3",
+    );
+    // With no pattern at all, the value is the result.
+    check("(print (case-try 3 (catch _ :c)) (case-try (values 1 2)))", "3\t1\t2");
+}
+
+#[test]
+fn match_try_pins_bindings_in_scope_and_case_try_does_not() {
+    let source = r#"(local want 200)
+(fn fetch [code] (values code (.. "body" code)))
+(fn get [code]
+  (match-try (fetch code)
+    (want body) (string.upper body)
+    upper (.. upper "!")
+    (catch (status) (.. "status " status))))
+(print (get 200) (get 404))
+(print (case-try (fetch 404) (want body) want))"#;
+    check(source, "BODY200!\tstatus 404\n404");
+    // A name bound by an earlier step is in scope for the later patterns.
+    check(
+        "(print (match-try 1 x (+ x 0) x :same (catch _ :differ)) (match-try 1 x 2 x :same (catch _ :differ)))",
+        "same\tdiffer",
+    );
+    check("(print (case-try 1 x 2 x (.. :rebound x)))", "rebound2");
+}
+
+#[test]
+fn case_try_patterns_and_catches_take_where_guards() {
+    let source = r#"(fn classify [v]
+  (case-try v
+    (where x (= (type x) :number)) (* x 2)
+    (where y (> y 10)) (.. "big " y)
+    (catch
+      (where n (= (type n) :number)) (.. "small " n)
+      (where (or :a :b)) :letter
+      _ :other)))
+(print (classify 7) (classify 3) (classify :a) (classify :c))"#;
+    check(source, "big 14\tsmall 6\tletter\tother");
+}
+
+#[test]
+fn case_try_keeps_statements_on_their_lines_and_checks_its_shape() {
+    let source = "(local r\n  (case-try 1\n    a (+ a 1)\n    b (error :step-two)\n    c c))";
+    let code = lua_of(source).unwrap();
+    let lines: Vec<&str> = code.lines().collect();
+    assert!(lines[1].starts_with("local _v do local _m = 1"), "{code}");
+    assert!(lines[2].starts_with("do if _m ~= nil then local a = _m"), "{code}");
+    assert!(lines[3].starts_with("do if _m_2 ~= nil then local b = _m_2"), "{code}");
+    assert!(lines[4].starts_with("do if _m_3 ~= nil then local c = _m_3"), "{code}");
+    assert!(run(source).contains("test.fnl:4: step-two"));
+    let e = compile_error("(print\n  (case-try 1\n    a (+ a 1)\n    b))");
+    assert_eq!(
+        (e.message.as_str(), e.line, e.column),
+        ("expected every pattern to have a body", 4, 5)
+    );
+    let e = compile_error("(match-try 1 a a\n  (catch _ 1 2))");
+    assert_eq!(
+        (e.message.as_str(), e.line, e.column),
+        ("expected every catch pattern to have a body", 2, 14)
+    );
+    assert_eq!(
+        compile_error("(case-try)").message,
+        "expected a value and pattern/body pairs: (case-try x pattern body ... (catch pattern body ...))"
+    );
+    // The catch clauses are compiled at every step, where that step's locals are.
+    assert_eq!(
+        compile_error("(case-try 1 a 2 b :ok (catch _ a))").message,
+        "unknown identifier: a"
+    );
+}
+
 // ---- macros ----------------------------------------------------------------------
 
 #[test]
