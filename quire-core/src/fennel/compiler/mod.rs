@@ -189,6 +189,10 @@ struct Compiler<'a> {
     out: String,
     /// Number of enclosing Lua functions (0: the chunk itself).
     function_depth: usize,
+    /// In a function the compiler made to return a statement form's values
+    /// (see [`Self::statement_value`]): `Dest::Return` is not the tail of a
+    /// function of the program, so `tail!` is refused there.
+    in_value_function: bool,
     /// Current recursion depth over nested forms.
     nesting: usize,
     /// Chunk-level aliases of library functions the generated code calls, so
@@ -225,6 +229,7 @@ impl<'a> Compiler<'a> {
             scope,
             out: String::new(),
             function_depth: 0,
+            in_value_function: false,
             nesting: 0,
             helpers,
             gensyms: 0,
@@ -512,7 +517,10 @@ impl<'a> Compiler<'a> {
                 let vararg = self.scope.has_varargs();
                 let params = if vararg { "..." } else { "" };
                 self.emit(line, &format!("local function {name}({params})"));
-                self.in_function(vararg, |c| f(c, &Dest::Return))?;
+                self.in_function(vararg, |c| {
+                    c.in_value_function = true;
+                    f(c, &Dest::Return)
+                })?;
                 self.emit_word("end");
                 Ok(vec![Expr::new(format!("{name}({params})"), Kind::Call)])
             }
@@ -529,11 +537,18 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Whether `Dest::Return` is the tail of the chunk or of a function of the program.
+    fn in_tail_position(&self, dest: &Dest) -> bool {
+        *dest == Dest::Return && !self.in_value_function
+    }
+
     /// Compile inside a new Lua function scope.
     fn in_function<T>(&mut self, vararg: bool, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.scope.push_function(vararg);
         self.function_depth += 1;
+        let in_value_function = std::mem::replace(&mut self.in_value_function, false);
         let result = f(self);
+        self.in_value_function = in_value_function;
         self.function_depth -= 1;
         self.scope.pop();
         result

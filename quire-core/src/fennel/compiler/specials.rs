@@ -64,6 +64,7 @@ pub(super) const SPECIALS: &[&str] = &[
     "case",
     "match-try",
     "case-try",
+    "tail!",
     "->",
     "->>",
     "-?>",
@@ -208,6 +209,7 @@ impl Compiler<'_> {
             }
             "match" | "case" => self.match_form(form, args, dest, name == "match")?,
             "match-try" | "case-try" => self.match_try(form, args, dest, name == "match-try")?,
+            "tail!" => self.tail_call(form, args, dest)?,
             "->" | "->>" | "-?>" | "-?>>" => {
                 let expanded = self.thread(form, args, name)?;
                 self.compile(&expanded, dest)?
@@ -243,6 +245,35 @@ impl Compiler<'_> {
             }
         };
         Ok(Some(result))
+    }
+
+    /// `(tail! (f x))`: the call, which must be a tail call of the program.
+    fn tail_call(&mut self, form: &Form, args: &[Form], dest: &Dest) -> Result<Vec<Expr>> {
+        let [arg] = args else {
+            return Err(self.error(form.span, "expected one argument: (tail! (f ...))"));
+        };
+        // `->` and `->>` are macros in Fennel: what they expand to is what counts.
+        let mut call = arg.clone();
+        while let Some([head, rest @ ..]) = call.as_list()
+            && let Some(name @ ("->" | "->>")) = head.as_sym()
+            && self.scope.lookup(name).is_none()
+        {
+            call = self.thread(&call, rest, name)?;
+        }
+        let is_call = match call.as_list() {
+            Some([head, ..]) => match head.as_sym() {
+                Some(name) => !is_special(name) || self.scope.lookup(name).is_some(),
+                None => true,
+            },
+            _ => false,
+        };
+        if !is_call {
+            return Err(self.error(form.span, "expected a function call as the argument of tail!"));
+        }
+        if !self.in_tail_position(dest) {
+            return Err(self.error(form.span, "tail! must be in tail position"));
+        }
+        self.compile(&call, dest)
     }
 
     // ---- operators ---------------------------------------------------------

@@ -467,7 +467,7 @@ fn match_guards_or_and_multiple_values() {
     check("(var out nil) (case [1] [x] (set out x)) (print out)", "1");
 }
 
-// ---- case-try and match-try -------------------------------------------------------
+// ---- case-try, match-try and tail! ------------------------------------------------
 
 #[test]
 fn case_try_runs_every_step_when_all_match() {
@@ -594,6 +594,79 @@ fn case_try_keeps_statements_on_their_lines_and_checks_its_shape() {
         compile_error("(case-try 1 a 2 b :ok (catch _ a))").message,
         "unknown identifier: a"
     );
+}
+
+#[test]
+fn tail_calls_in_tail_position() {
+    // A million calls deep: only a proper tail call keeps the stack flat.
+    check(
+        "(fn count [n acc] (if (= n 0) acc (tail! (count (- n 1) (+ acc 1))))) (print (count 1000000 0))",
+        "1000000",
+    );
+    check(
+        r#"(local o {:v 5})
+(fn o.get [self] self.v)
+(fn m [] (tail! (o:get)))
+(fn thread [x] (tail! (-> x (+ 1) tostring)))
+(fn via-case [x] (case-try x 1 (tail! (m)) (catch _ (tail! (thread x)))))
+(fn via-let [] (let [y 2] (when y (tail! (print :let y)))))
+(via-let)
+(print (m) (thread 1) (via-case 1) (via-case 2))
+(tail! (print :top))"#,
+        "let\t2\n5\t2\t5\t3\ntop",
+    );
+    assert_eq!(
+        lua_of("(fn f [g x]\n  (tail! (g x)))").unwrap(),
+        "local function f(g, x)\nreturn g(x) end return f"
+    );
+}
+
+#[test]
+fn tail_is_an_error_outside_tail_position_or_without_a_call() {
+    let not_tail = [
+        "(fn f [g]\n  (tail! (g))\n  nil)",
+        "(fn f [g]\n  (print (tail! (g))))",
+        "(fn f [g]\n  (let [x (tail! (g))] x))",
+        "(fn f [g]\n  (print (if g (tail! (g)) 1)))",
+        "(fn f [g]\n  (each [_ v (ipairs [])] (tail! (g v))))",
+        "(fn f [g]\n  (case-try (tail! (g)) 1 2))",
+        "(print 1)\n(tail! (print 2))\n(print 3)",
+    ];
+    for source in not_tail {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), e.line),
+            ("tail! must be in tail position", 2),
+            "{source}"
+        );
+    }
+    let e = compile_error("(fn f [g]\n  (print (tail! (g))))");
+    assert_eq!((e.column, e.span.len()), (10, 11));
+    let not_call = [
+        "(fn f [x]\n  (tail! x))",
+        "(fn f [x]\n  (tail! (+ x 1)))",
+        "(fn f [x]\n  (tail! (if x (x) 1)))",
+        "(fn f [x]\n  (tail! (-> x)))",
+        "(fn f [x]\n  (tail! []))",
+        "(fn f [x]\n  (tail! ()))",
+    ];
+    for source in not_call {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), e.line, e.column),
+            ("expected a function call as the argument of tail!", 2, 3),
+            "{source}"
+        );
+    }
+    for source in ["(fn f [] (tail!))", "(fn f [g] (tail! (g) (g)))"] {
+        assert_eq!(
+            compile_error(source).message,
+            "expected one argument: (tail! (f ...))",
+            "{source}"
+        );
+    }
+    // A local named like a special form is called, not the special.
+    check("(fn f [+] (tail! (+ 1))) (print (f #(* $ 3)))", "3");
 }
 
 // ---- macros ----------------------------------------------------------------------
