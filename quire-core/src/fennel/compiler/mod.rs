@@ -380,15 +380,20 @@ impl<'a> Compiler<'a> {
 
     /// Compile `form` towards `dest`. Only `Dest::Values` returns expressions.
     fn compile(&mut self, form: &Form, dest: &Dest) -> Result<Vec<Expr>> {
-        self.nesting += 1;
-        if self.nesting > MAX_NESTING {
-            self.nesting -= 1;
+        self.nested(form.span, |c| c.compile_inner(form, dest))
+    }
+
+    /// Run `f` one nesting level deeper, refusing past [`MAX_NESTING`] with
+    /// an error on `span`: every recursion of the compiler goes through here.
+    fn nested<T>(&mut self, span: Span, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.nesting >= MAX_NESTING {
             return Err(self.error(
-                form.span,
+                span,
                 format!("forms nested too deeply (more than {MAX_NESTING} levels)"),
             ));
         }
-        let result = self.compile_inner(form, dest);
+        self.nesting += 1;
+        let result = f(self);
         self.nesting -= 1;
         result
     }

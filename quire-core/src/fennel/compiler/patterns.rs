@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use super::emit;
-use super::{Compiler, Dest, Expr, Form, FormKind, Kind, MAX_NESTING, Result, join_exprs};
+use super::{Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs};
 
 /// What is known while compiling one clause.
 struct Clause {
@@ -135,17 +135,7 @@ impl Compiler<'_> {
         pins: bool,
     ) -> Result<()> {
         // Each step nests the next one: count it, so a long chain is bounded too.
-        self.nesting += 1;
-        let result = if self.nesting > MAX_NESTING {
-            Err(self.error(
-                value.span,
-                format!("forms nested too deeply (more than {MAX_NESTING} levels)"),
-            ))
-        } else {
-            self.try_step_inner(line, value, steps, catch, dest, pins)
-        };
-        self.nesting -= 1;
-        result
+        self.nested(value.span, |c| c.try_step_inner(line, value, steps, catch, dest, pins))
     }
 
     fn try_step_inner(
