@@ -274,6 +274,48 @@ fn user_macros_are_a_clear_compile_error() {
 }
 
 #[test]
+fn code_nested_past_luas_parser_is_a_compile_error_on_its_line() {
+    // 120 nested additions compile to Lua nested deeper than Lua's parser
+    // goes, which says only "C stack overflow".
+    let sum = format!("{}1{}", "(+ 1 ".repeat(120), ")".repeat(120));
+    let ws = Workspace::fennel(&format!(
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn []\n    (print {sum})))\n"
+    ));
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            ".quire/ci.fnl:4:5: compile error: nested too deeply for Lua's parser (about 200 levels of blocks and expressions)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("[.quire/ci.fnl:4:5]"), "{}", run.stderr);
+    assert!(run.stderr.contains("help: split it"), "{}", run.stderr);
+}
+
+#[test]
+fn too_many_locals_is_a_compile_error_on_the_first_one_past_the_limit() {
+    let locals: String = (0..210).map(|i| format!("(local x{i} {i})\n")).collect();
+    let ws = Workspace::fennel(&format!("(local ci (require :quire.ci))\n{locals}"));
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    // Line 1 is the `ci` local, so the 201st local, x199, is on line 201.
+    assert!(
+        run.stderr.contains(
+            ".quire/ci.fnl:201:1: compile error: more than Lua allows: too many local variables (limit is 200) in main function\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("near"),
+        "Lua's token is of code the user never wrote: {}",
+        run.stderr
+    );
+}
+
+#[test]
 fn the_fennel_command_runs_a_file_with_print_on_stdout() {
     let ws = Workspace::empty();
     ws.write("lib/greet.fnl", "(fn greet [who] (.. \"hello \" who))\n{: greet}\n");

@@ -27,6 +27,7 @@ use crate::secret::{Redactor, StreamRedactor};
 
 mod close;
 mod limits;
+mod parser_limit;
 mod tailcall;
 
 use close::{close_attribute_line, close_refusal};
@@ -372,11 +373,19 @@ fn load_source(lua: &Lua, source: &str, path: &Path, display: &str) -> Result<Fu
         }
         source.to_string()
     };
-    lua.load(text)
+    lua.load(&text)
         .set_name(format!("@{display}"))
         .set_mode(mlua::chunk::ChunkMode::Text)
         .into_function()
-        .map_err(LoadError::Lua)
+        .map_err(|err| {
+            let limit = is_fennel
+                .then(|| parser_limit::parser_limit_error(lua, source, &text, display, &error_message(&err)))
+                .flatten();
+            match limit {
+                Some(limit) => LoadError::Fennel(Box::new(limit)),
+                None => LoadError::Lua(err),
+            }
+        })
 }
 
 /// Where `print` and `warn` write, with the run's secrets masked. A secret
