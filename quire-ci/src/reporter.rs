@@ -206,19 +206,23 @@ impl<W: Write> Reporter<W> {
         Ok(())
     }
 
-    /// One line about a job, prefixed by its id (aligned, coloured per job).
+    /// One line about a job, prefixed by its id (aligned, coloured per job);
+    /// text of several lines (an error naming a command of several lines)
+    /// gets the prefix on each.
     fn line(&mut self, job_id: &str, text: &str) -> io::Result<()> {
         self.clear_status();
         let colour = self.job(job_id).colour;
         let width = self.width;
-        // Writing to a Vec cannot fail.
-        let _ = match self.mode {
-            Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{job_id:<width$} | {text}"),
-            Mode::Terminal => {
-                let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
-                writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
-            }
-        };
+        for text in text.split('\n') {
+            // Writing to a Vec cannot fail.
+            let _ = match self.mode {
+                Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{job_id:<width$} | {text}"),
+                Mode::Terminal => {
+                    let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
+                    writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
+                }
+            };
+        }
         Ok(())
     }
 
@@ -301,8 +305,17 @@ impl<W: Write> Reporter<W> {
                 job.last_exit = None;
                 job.tail.clear();
                 if !self.quiet {
-                    let text = self.paint(Style::new().bold(), &format!("$ {cmd}"));
-                    self.line(job_id, &text)?;
+                    // A command of several lines: each under the job's prefix,
+                    // the later ones indented past the `$ `.
+                    for (i, part) in cmd.split('\n').enumerate() {
+                        let shown = if i == 0 {
+                            format!("$ {part}")
+                        } else {
+                            format!("  {part}")
+                        };
+                        let text = self.paint(Style::new().bold(), &shown);
+                        self.line(job_id, &text)?;
+                    }
                 }
             }
             EventKind::ShFinished { job_id, exit_code } => {
@@ -639,6 +652,46 @@ test: .quire/ci.fnl:7: command `make check` exited with code 2
 
 run failed in 1.77s: 1 complete, 1 failed, 1 not run
 "
+        );
+    }
+
+    #[test]
+    fn a_command_of_several_lines_keeps_the_prefix_on_each() {
+        let cmd = "echo one\necho two";
+        let events = vec![
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            wire(
+                0,
+                EventKind::ShStarted {
+                    job_id: "a".into(),
+                    cmd: cmd.into(),
+                },
+            ),
+            wire(
+                10,
+                EventKind::ShFinished {
+                    job_id: "a".into(),
+                    exit_code: 1,
+                },
+            ),
+            RuntimeEvent::JobError {
+                job_id: "a".into(),
+                message: format!("command `{cmd}` exited with code 1"),
+            },
+            wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: "a".into(),
+                    outcome: JobOutcome::Failed,
+                },
+            ),
+        ];
+        let text = render(&events, Mode::Plain, false);
+        assert!(
+            text.starts_with(
+                "a | started\na | $ echo one\na |   echo two\na | failed in 0.01s: command `echo one\na | echo two` exited with code 1\n"
+            ),
+            "{text}"
         );
     }
 
