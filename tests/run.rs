@@ -337,6 +337,32 @@ fn a_secret_whose_variable_is_unset_is_a_setup_error() {
 }
 
 #[test]
+fn set_up_errors_give_the_os_reason_once() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let missing = ws.path().join("no-such-key.txt");
+    let secret = format!("KEY=file:{}", missing.display());
+    let run = ws.run(&["run", "--secret", &secret]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    run.assert_stderr_lines(&[&format!(
+        "  × secret KEY: cannot read {}: No such file or directory (os error 2)",
+        missing.display()
+    )]);
+
+    let run = ws.run(&["run", "--out-dir", "/proc/no-such-dir"]);
+    run.assert_code(2);
+    run.assert_stderr_lines(&[
+        "  × cannot create the log directory /proc/no-such-dir: No such file or directory (os error 2)",
+    ]);
+    assert_eq!(run.stderr.matches("No such file").count(), 1, "{}", run.stderr);
+}
+
+#[test]
 fn secrets_reach_commands_and_are_redacted_from_events_and_logs() {
     let ws = Workspace::lua(
         r#"

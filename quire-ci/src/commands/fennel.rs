@@ -10,8 +10,9 @@ use crate::{exit, report_error};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum FennelCommandError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    /// `error` is in the message, not a `source`: miette would print it a second time.
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Fennel(Box<FennelError>),
@@ -46,9 +47,9 @@ pub fn run(args: &FennelArgs) -> u8 {
 
 fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
     let display = args.file.display().to_string();
-    let read_error = |source| FennelCommandError::Read {
+    let read_error = |error| FennelCommandError::Read {
         path: display.clone(),
-        source,
+        error,
     };
     if args.compile {
         let source = std::fs::read_to_string(&args.file).map_err(read_error)?;

@@ -27,12 +27,13 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum SetupError {
-    #[error("cannot open the events file {path}: {source}")]
+    // The io errors are in the messages, not `source`s: miette would print them a second time.
+    #[error("cannot open the events file {path}: {error}")]
     #[diagnostic(code(quire::events), help("--events takes null, stdout, or a writable file path"))]
-    Events { path: String, source: std::io::Error },
-    #[error("cannot create the log directory {}: {source}", .path.display())]
+    Events { path: String, error: std::io::Error },
+    #[error("cannot create the log directory {}: {error}", .path.display())]
     #[diagnostic(code(quire::out_dir))]
-    OutDir { path: PathBuf, source: std::io::Error },
+    OutDir { path: PathBuf, error: std::io::Error },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("{0}")]
@@ -44,10 +45,10 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
     // The sink comes first: from here on, every way the run ends is recorded.
     let sink = match EventSink::open(&args.events) {
         Ok(sink) => Rc::new(RefCell::new(sink)),
-        Err(source) => {
+        Err(error) => {
             report_error(SetupError::Events {
                 path: args.events.clone(),
-                source,
+                error,
             });
             return exit::USAGE;
         }
@@ -92,20 +93,20 @@ fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempf
         Some(dir) => std::fs::create_dir_all(dir)
             .and_then(|()| std::path::absolute(dir))
             .map(|dir| (dir, None))
-            .map_err(|source| {
+            .map_err(|error| {
                 render_plain(&SetupError::OutDir {
                     path: dir.clone(),
-                    source,
+                    error,
                 })
             })?,
         None => {
             let temp = tempfile::Builder::new()
                 .prefix("quire-ci-")
                 .tempdir()
-                .map_err(|source| {
+                .map_err(|error| {
                     render_plain(&SetupError::OutDir {
                         path: std::env::temp_dir(),
-                        source,
+                        error,
                     })
                 })?;
             (temp.path().to_path_buf(), Some(temp))

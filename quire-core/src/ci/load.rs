@@ -35,9 +35,10 @@ pub enum LoadFailure {
     )]
     NoPipeline { workspace: PathBuf },
 
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {error}", .path.display())]
     #[diagnostic(code(quire::io))]
-    Read { path: PathBuf, source: std::io::Error },
+    /// `error` is in the message, not a `source`: miette would print it a second time.
+    Read { path: PathBuf, error: std::io::Error },
 
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -153,9 +154,9 @@ pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, Lo
     let runtime_global = RuntimeGlobal::install(sandbox.lua()).map_err(|e| lua_failure(e, workspace))?;
 
     let chunk = sandbox.load_file(&path, &file).map_err(|e| match e {
-        LoadError::Read(source) => LoadFailure::Read {
+        LoadError::Read(error) => LoadFailure::Read {
             path: path.clone(),
-            source,
+            error,
         },
         LoadError::Fennel(err) => LoadFailure::Fennel(err),
         LoadError::Lua(err) => lua_failure(err, workspace),

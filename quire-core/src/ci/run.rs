@@ -130,12 +130,13 @@ enum SecretError {
     #[error("secret {name}: environment variable {var} is not set")]
     #[diagnostic(code(quire::secret), help("export {var}, or declare the secret with NAME=file:PATH"))]
     Unset { name: String, var: String },
-    #[error("secret {name}: cannot read {}: {source}", .path.display())]
+    #[error("secret {name}: cannot read {}: {error}", .path.display())]
     #[diagnostic(code(quire::secret))]
     Unreadable {
         name: String,
         path: PathBuf,
-        source: std::io::Error,
+        /// In the message, not a `source`: miette would print it a second time.
+        error: std::io::Error,
     },
 }
 
@@ -153,10 +154,10 @@ fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, Secre
                 }
             },
             SecretSource::File(path) => {
-                let mut bytes = std::fs::read(path).map_err(|source| SecretError::Unreadable {
+                let mut bytes = std::fs::read(path).map_err(|error| SecretError::Unreadable {
                     name: spec.name.clone(),
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 // Files written by editors and `echo` end in a newline that is not part of the secret.
                 if bytes.ends_with(b"\n") {
