@@ -606,6 +606,29 @@ fn sqlite_ingest_is_idempotent_and_reads_back_the_expected_rows() {
 }
 
 #[test]
+fn a_torn_copy_of_a_stored_finished_run_keeps_the_finished_rows() {
+    let ws = Workspace::lua(PASSING);
+    run_to_file(&ws, &[]).assert_code(0);
+    report(&ws, &["run.jsonl", "--sqlite", "history.db"]).assert_code(0);
+    // The same run's stream cut after its first job started, as a copy taken mid-run.
+    let full = std::fs::read_to_string(ws.path().join("run.jsonl")).unwrap();
+    let cut: String = full.lines().take(2).map(|line| format!("{line}\n")).collect();
+    ws.write("cut.jsonl", &cut);
+    let run = report(&ws, &["cut.jsonl", "--sqlite", "history.db"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "warning: cut.jsonl: the stream ends before its run_finished, and history.db already holds this run finished (id 1); kept that"
+        ),
+        "{}",
+        run.stderr
+    );
+    let (runs, _, _) = read_rows(&ws.path().join("history.db"));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome, "complete");
+}
+
+#[test]
 fn a_file_that_is_not_an_event_stream_says_so() {
     let ws = Workspace::lua(PASSING);
     let run = report(&ws, &[".quire/ci.lua"]);

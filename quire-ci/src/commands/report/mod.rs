@@ -72,15 +72,23 @@ pub fn run(args: &ReportArgs) -> u8 {
     for warning in &record.warnings {
         eprintln!("warning: {}: {warning}", source.name());
     }
-    if let Some(db) = &args.sqlite
-        && let Err(reason) = sqlite::ingest(db, &record)
-    {
-        let code = if reason.is_setup() { exit::USAGE } else { exit::RECORD };
-        report_error(ReportError::Sqlite {
-            path: db.clone(),
-            reason,
-        });
-        return code;
+    if let Some(db) = &args.sqlite {
+        match sqlite::ingest(db, &record) {
+            Ok(sqlite::Ingested::Stored(_)) => {}
+            Ok(sqlite::Ingested::KeptFinished(id)) => eprintln!(
+                "warning: {}: the stream ends before its run_finished, and {} already holds this run finished (id {id}); kept that",
+                source.name(),
+                db.display()
+            ),
+            Err(reason) => {
+                let code = if reason.is_setup() { exit::USAGE } else { exit::RECORD };
+                report_error(ReportError::Sqlite {
+                    path: db.clone(),
+                    reason,
+                });
+                return code;
+            }
+        }
     }
     let output = match args.format {
         ReportFormat::Text => text::render(&record),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quire_core::ci::record::RunRecord;
+use quire_core::ci::record::{RunRecord, RunState};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Bumped when the tables change, so an older quire-ci refuses a newer database.
@@ -75,9 +75,21 @@ impl IngestError {
     }
 }
 
-/// Store the record; returns the run's id. Re-ingesting the same run (same
-/// sha, ref and started_ms) replaces its rows and keeps its id.
-pub fn ingest(db: &Path, record: &RunRecord) -> Result<i64, IngestError> {
+/// What became of a run given to [`ingest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored (new, or in place of the same run's rows), with this id.
+    Stored(i64),
+    /// The database already holds this run, finished, and the stream ends
+    /// before its end (a copy taken mid-run, or torn): the finished run is
+    /// kept, with this id.
+    KeptFinished(i64),
+}
+
+/// Store the record. Re-ingesting the same run (same sha, ref and
+/// started_ms) replaces its rows and keeps its id, unless that would put an
+/// unfinished stream in place of a finished one.
+pub fn ingest(db: &Path, record: &RunRecord) -> Result<Ingested, IngestError> {
     let mut conn = Connection::open(db).map_err(IngestError::Open)?;
     prepare(&conn)?;
     write_run(&mut conn, record).map_err(IngestError::Write)
@@ -98,18 +110,26 @@ fn prepare(conn: &Connection) -> Result<(), IngestError> {
         .map_err(IngestError::Schema)
 }
 
-fn write_run(conn: &mut Connection, record: &RunRecord) -> rusqlite::Result<i64> {
+fn write_run(conn: &mut Connection, record: &RunRecord) -> rusqlite::Result<Ingested> {
     let run = &record.run;
     // Immediate: take the write lock first, so two ingests of one run can't interleave.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // `IS` rather than `=`: a run that never started has NULL sha and ref.
-    let existing: Option<i64> = tx
+    let existing: Option<(i64, String)> = tx
         .query_row(
-            "SELECT id FROM runs WHERE sha IS ?1 AND ref IS ?2 AND started_ms = ?3",
+            "SELECT id, outcome FROM runs WHERE sha IS ?1 AND ref IS ?2 AND started_ms = ?3",
             params![run.sha, run.git_ref, run.started_ms],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
+    let interrupted = RunState::Interrupted.as_str();
+    if let Some((id, outcome)) = &existing
+        && outcome != interrupted
+        && run.outcome == RunState::Interrupted
+    {
+        return Ok(Ingested::KeptFinished(*id));
+    }
+    let existing = existing.map(|(id, _)| id);
     if let Some(id) = existing {
         tx.execute("DELETE FROM sh_events WHERE run_id = ?1", [id])?;
         tx.execute("DELETE FROM jobs WHERE run_id = ?1", [id])?;
@@ -163,7 +183,7 @@ fn write_run(conn: &mut Connection, record: &RunRecord) -> rusqlite::Result<i64>
         }
     }
     tx.commit()?;
-    Ok(run_id)
+    Ok(Ingested::Stored(run_id))
 }
 
 #[cfg(test)]
@@ -196,10 +216,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("runs.db");
         let failed = record(&[r#"{"at_ms":7,"type":"run_finished","outcome":"failed","error":"bad"}"#]);
-        let first = ingest(&db, &failed).unwrap();
-        assert_eq!(ingest(&db, &failed).unwrap(), first);
+        let Ingested::Stored(first) = ingest(&db, &failed).unwrap() else {
+            panic!("stored")
+        };
+        assert_eq!(ingest(&db, &failed).unwrap(), Ingested::Stored(first));
         let other = record(&[r#"{"at_ms":8,"type":"run_finished","outcome":"failed"}"#]);
-        assert_ne!(ingest(&db, &other).unwrap(), first);
+        assert_ne!(ingest(&db, &other).unwrap(), Ingested::Stored(first));
         let conn = Connection::open(&db).unwrap();
         assert_eq!(count(&conn, "runs"), 2);
         let (sha, error): (Option<String>, Option<String>) = conn
@@ -208,6 +230,37 @@ mod tests {
             })
             .unwrap();
         assert_eq!((sha, error.as_deref()), (None, Some("bad")));
+    }
+
+    #[test]
+    fn an_unfinished_copy_does_not_replace_the_finished_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("runs.db");
+        let started = r#"{"at_ms":1,"type":"run_started","sha":"0000000000000000000000000000000000000000","ref":"HEAD","jobs":["a"]}"#;
+        let job = r#"{"at_ms":2,"type":"job_started","job_id":"a"}"#;
+        let partial = record(&[started, job]);
+        let finished = record(&[
+            started,
+            job,
+            r#"{"at_ms":3,"type":"job_finished","job_id":"a","outcome":"complete"}"#,
+            r#"{"at_ms":4,"type":"run_finished","outcome":"complete"}"#,
+        ]);
+        // Mid-run, then finished: the finished run replaces the partial one.
+        let Ingested::Stored(id) = ingest(&db, &partial).unwrap() else {
+            panic!("stored")
+        };
+        assert_eq!(ingest(&db, &finished).unwrap(), Ingested::Stored(id));
+        // A torn or early copy afterwards keeps the finished run as it is.
+        assert_eq!(ingest(&db, &partial).unwrap(), Ingested::KeptFinished(id));
+        let conn = Connection::open(&db).unwrap();
+        let outcome: String = conn
+            .query_row("SELECT outcome FROM runs WHERE id = ?1", [id], |row| row.get(0))
+            .unwrap();
+        assert_eq!(outcome, "complete");
+        let state: String = conn
+            .query_row("SELECT state FROM jobs WHERE run_id = ?1", [id], |row| row.get(0))
+            .unwrap();
+        assert_eq!(state, "complete");
     }
 
     #[test]
