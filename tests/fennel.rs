@@ -316,6 +316,46 @@ fn too_many_locals_is_a_compile_error_on_the_first_one_past_the_limit() {
 }
 
 #[test]
+fn errors_of_runtime_functions_caught_with_pcall_are_strings() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push]
+  (fn [runtime]
+    (let [(ok err) (pcall runtime.sh "exit 3")]
+      (print ok (type err) (string.match err "code (%d+)") err))
+    (let [(_ err) (pcall require :lib.missing)]
+      (print (type err)))
+    (let [(_ err) (xpcall #(runtime.jobs :nope) #(.. "handled: " $1))]
+      (print err))
+    (let [co (coroutine.create #(runtime.secret :none))]
+      (print (select 2 (coroutine.resume co))))
+    (print (type (select 2 (pcall error {:code 1}))))
+    nil))
+"#,
+    );
+    let run = ws.run(&["run"]);
+    run.assert_code(0);
+    let printed: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("a | ") && !l.starts_with("a | $") && !l.contains(" in 0."))
+        .skip(1) // "started"
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "a | false\tstring\t3\t.quire/ci.fnl:4: command `exit 3` exited with code 3",
+            "a | string",
+            "a | handled: .quire/ci.fnl:8: runtime.jobs: 'nope' is not an input of job 'a' (directly or indirectly); it can read: quire/push",
+            "a | .quire/ci.fnl:10: runtime.secret: unknown secret 'none'; no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)",
+            "a | table",
+        ],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn the_fennel_command_runs_a_file_with_print_on_stdout() {
     let ws = Workspace::empty();
     ws.write("lib/greet.fnl", "(fn greet [who] (.. \"hello \" who))\n{: greet}\n");

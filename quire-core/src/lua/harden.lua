@@ -1,6 +1,6 @@
 -- Hardening of the sandbox's base library, run once when the VM is made
 -- (see lua/mod.rs). Pipeline code cannot reach the locals below.
-local charge, out_of_memory, budget_spent, refuse_close = ...
+local charge, out_of_memory, budget_spent, refuse_close, plain = ...
 local raw_load, select, type, error, tostring, tonumber = load, select, type, error, tostring, tonumber
 local rawget, raw_rawset, getmetatable, raw_setmetatable = rawget, rawset, getmetatable, setmetatable
 local pcall, format, gsub, tointeger = pcall, string.format, string.gsub, math.tointeger
@@ -58,6 +58,22 @@ collectgarbage = function(opt, ...)
   return call("collectgarbage", raw_collect, opt, ...)
 end
 
+-- An error raised by one of quire-ci's own functions (runtime.sh, require,
+-- runtime.jobs ...) is, in the VM, a userdata: pipeline code that catches one
+-- gets its message instead, a string like any other Lua error's, which it
+-- can match and concatenate. `plain` leaves every other value as it is.
+local raw_pcall, raw_resume = pcall, coroutine.resume
+local function caught(ok, ...)
+  if ok then return true, ... end
+  return false, plain((...))
+end
+_G.pcall = function(f, ...)
+  return caught(raw_pcall(f, ...))
+end
+coroutine.resume = function(co, ...)
+  return caught(raw_resume(co, ...))
+end
+
 -- Lua calls a message handler where the error is raised: for an error the
 -- instruction hook raises, inside the hook, where hooks are off, so an
 -- endless handler could never be stopped. Once the budget is spent the
@@ -67,7 +83,7 @@ xpcall = function(f, handler, ...)
   if type(handler) ~= "function" then return call("xpcall", raw_xpcall, f, handler, ...) end
   return raw_xpcall(f, function(e)
     if budget_spent() then return e end
-    return handler(e)
+    return handler(plain(e))
   end, ...)
 end
 

@@ -156,9 +156,13 @@ impl Sandbox {
             Ok(close_attribute_line(&chunk.as_bytes())
                 .map(|line| close_refusal(name.as_deref().unwrap_or("chunk"), line)))
         })?;
+        let plain = lua.create_function(|lua, value: Value| match value {
+            Value::Error(err) => Ok(Value::String(lua.create_string(error_message(&err))?)),
+            other => Ok(other),
+        })?;
         lua.load(HARDEN)
             .set_name("=sandbox")
-            .call::<()>((charge, out_of_memory, budget_spent, refuse_close))?;
+            .call::<()>((charge, out_of_memory, budget_spent, refuse_close, plain))?;
         let output = Rc::new(RefCell::new(PrintOutput::new(options.print, options.redactor)));
         install_output(&lua, &output)?;
         let resolver = Rc::new(RefCell::new(Resolver {
