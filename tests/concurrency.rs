@@ -121,9 +121,36 @@ ci.job("later", {"quire/push"}, function(rt) rt.sh("true") end)
 
 /// Start `quire-ci run` in the background with events to `<ws>/run.jsonl`.
 fn spawn_run(ws: &Workspace) -> Child {
-    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    spawn_run_with(ws, &[])
+}
+
+/// [`spawn_run`] with more arguments for `run`.
+fn spawn_run_with(ws: &Workspace, extra: &[&str]) -> Child {
+    let mut args = vec!["run", "--events", "run.jsonl"];
+    args.extend_from_slice(extra);
+    let mut cmd = ws.command(&args);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd.spawn().unwrap()
+}
+
+/// The lines of `<ws>/run.jsonl` without `at_ms`, for exact comparison.
+fn event_lines_of_file(ws: &Workspace) -> Vec<String> {
+    common::Run {
+        code: 0,
+        stdout: ws.read("run.jsonl"),
+        stderr: String::new(),
+    }
+    .event_lines()
+}
+
+/// `run_started` for `jobs`, run outside a git repository.
+fn run_started(jobs: &[&str]) -> String {
+    let jobs: Vec<String> = jobs.iter().map(|j| format!("{j:?}")).collect();
+    format!(
+        r#"{{"type":"run_started","sha":"{}","ref":"HEAD","jobs":[{}]}}"#,
+        "0".repeat(40),
+        jobs.join(",")
+    )
 }
 
 /// Wait (polling the file, bounded) until the stream holds `count` lines containing `needle`.
@@ -204,6 +231,78 @@ ci.job("after", {{"long"}}, function(rt) rt.sh("true") end)
         events
             .iter()
             .any(|e| e["type"] == "job_skipped" && e["job_id"] == "after" && e["blocked_by"] == "long")
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_job_stopped_by_a_signal_is_cancelled_even_if_its_code_does_not_raise() {
+    // allow-failure: the stopped command does not raise, so the run-fn returns normally.
+    // `quick` ended before the signal: it stays complete.
+    let marker = "35.1357";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}" {{:allow-failure true}})))
+(ci.job :quick [:quire/push] (fn [runtime] (runtime.sh "true")))
+(ci.job :b [:a] (fn [runtime] (runtime.sh "true")))
+"#
+    ));
+    let mut child = spawn_run_with(&ws, &["-j", "2"]);
+    let events = ws.path().join("run.jsonl");
+    wait_for_events(&events, "\"sh_started\"", 2);
+    wait_for_events(&events, "\"job_finished\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "quick", "b"]),
+            r#"{"type":"job_started","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_started","job_id":"quick"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"a","cmd":"sleep {marker}"}}"#),
+            r#"{"type":"sh_started","job_id":"quick","cmd":"true"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"quick","exit_code":0}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"quick","outcome":"complete"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"a","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"a","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"b","blocked_by":"a"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_job_stopped_by_fail_fast_is_cancelled_even_if_it_catches_the_error() {
+    // `a` catches its stopped command's error with pcall and returns a table.
+    // `broken` fails only once `a`'s command has started (a marker file).
+    let marker = "36.2468";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [runtime] (pcall runtime.sh "touch a-started; sleep {marker}") {{}}))
+(ci.job :child [:a] (fn [runtime] (runtime.sh "true")))
+(ci.job :broken [:quire/push]
+  (fn [runtime] (runtime.sh "until [ -e a-started ]; do sleep 0.01; done; exit 1")))
+"#
+    ));
+    let mut child = spawn_run_with(&ws, &["-j", "2", "--fail-fast"]);
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "child", "broken"]),
+            r#"{"type":"job_started","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_started","job_id":"broken"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"a","cmd":"touch a-started; sleep {marker}"}}"#),
+            r#"{"type":"sh_started","job_id":"broken","cmd":"until [ -e a-started ]; do sleep 0.01; done; exit 1"}"#
+                .to_string(),
+            r#"{"type":"sh_finished","job_id":"broken","exit_code":1}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"broken","outcome":"failed"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"a","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"a","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"child","blocked_by":"a"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"failed"}"#.to_string(),
+        ]
     );
     assert_no_process_with(marker);
 }

@@ -275,7 +275,11 @@ fn start_job(
         printer.end_job(&ctx.job_id);
         let run = &ctx.run;
         let (outcome, error) = match result {
-            Err(_) if run.cancelled() => (JobOutcome::Cancelled, None),
+            // The run was told to stop while this job ran: cancelled, whatever
+            // the run-fn made of it (a stopped command it allowed to fail, or
+            // caught with pcall, does not raise). A run-fn that returned before
+            // the stop ended in an earlier poll and kept its outcome.
+            _ if run.cancelled() => (JobOutcome::Cancelled, None),
             Err(err) => {
                 let message = describe_error(limits, &err, Some(&thread));
                 let job = &ctx.pipeline.jobs[index];
