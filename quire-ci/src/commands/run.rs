@@ -10,8 +10,8 @@ use std::time::Duration;
 use quire_core::ci::event::{EventKind, RunOutcome};
 use quire_core::ci::run::{self, RunEnd, RunRequest, render_plain};
 use quire_core::ci::runtime::{Emitter, Observer};
-use quire_core::ci::schedule::StopReason;
-use tokio::sync::{Notify, watch};
+use quire_core::ci::schedule::Stop;
+use tokio::sync::Notify;
 
 use super::resolve_workspace;
 use crate::cli::RunArgs;
@@ -145,12 +145,12 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     };
     let local = tokio::task::LocalSet::new();
     let end = local.block_on(&runtime, async {
-        let (stop_tx, stop_rx) = watch::channel(None);
+        let stop = Stop::default();
         // Handlers go in now, before any job: a signal must never meet the
         // default action, and children reset the handlers that exist at the
         // first command (quire_core::ci::spawn).
         if let Some(signals) = StopSignals::install() {
-            tokio::task::spawn_local(signals.watch(stop_tx));
+            tokio::task::spawn_local(signals.watch(stop.clone()));
         }
         // Lines of output are written out in batches, once the job yields.
         let flusher = Rc::new(Notify::new());
@@ -171,7 +171,7 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
                 reporter.borrow_mut().tick();
             }
         });
-        run::run(request, emitter, stop_rx).await
+        run::run(request, emitter, stop).await
     });
     match end {
         RunEnd::RecordFailed(failure) => record_failed(&failure.to_string()),
@@ -203,7 +203,7 @@ impl StopSignals {
         })
     }
 
-    async fn watch(self, stop: watch::Sender<Option<StopReason>>) {
+    async fn watch(self, stop: Stop) {
         let StopSignals {
             mut interrupt,
             mut terminate,
@@ -224,7 +224,8 @@ impl StopSignals {
             crate::say(&format!(
                 "quire-ci: stopping (signal {signal}); send it again to exit at once"
             ));
-            stop.send_replace(Some(StopReason::Signal(signal)));
+            stop.request(signal);
+            stop.wake();
         }
     }
 }
