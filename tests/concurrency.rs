@@ -308,6 +308,48 @@ fn a_job_stopped_by_fail_fast_is_cancelled_even_if_it_catches_the_error() {
 }
 
 #[test]
+fn a_signal_while_the_pipeline_loads_starts_no_job() {
+    // The load's second print blocks on the full stderr pipe until the test
+    // reads it, so a signal sent once the first line is read comes while the
+    // pipeline loads.
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(print "loading")
+(print (string.rep "x" (* 4 1024 1024)))
+(each [_ name (ipairs [:a :b :c])]
+  (ci.job name [:quire/push] (fn [runtime] (runtime.sh "touch started"))))
+"#,
+    );
+    let mut child = spawn_run_with(&ws, &["-j", "2"]);
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stderr.starts_with(b"loading\n") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "quire-ci ended before loading: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+        stderr.extend_from_slice(&buf[..n]);
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    pipe.read_to_end(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "b", "c"]),
+            r#"{"type":"job_skipped","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"b"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"c"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert!(!ws.path().join("started").exists(), "a command ran");
+}
+
+#[test]
 fn sigterm_exits_143() {
     let marker = "32.7182";
     let ws = Workspace::lua(&format!(

@@ -149,7 +149,7 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
         // Handlers go in now, before any job: a signal must never meet the
         // default action, and children reset the handlers that exist at the
         // first command (quire_core::ci::spawn).
-        if let Some(signals) = StopSignals::install() {
+        if let Some(signals) = StopSignals::install(&stop) {
             tokio::task::spawn_local(signals.watch(stop.clone()));
         }
         // Lines of output are written out in batches, once the job yields.
@@ -195,8 +195,19 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn install() -> Option<StopSignals> {
+    fn install(stop: &Stop) -> Option<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
+        // The handler itself records the request, the moment the signal
+        // comes: the task below hears of it only when the event loop runs,
+        // and pipeline code holds the loop up (the load: without this, the
+        // jobs would start before the task ran). Registered before tokio's
+        // own action for the same signals, so it runs first.
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            let stop = stop.clone();
+            // SAFETY: the action is async-signal-safe: one atomic operation on
+            // memory it owns, no allocation, no lock.
+            unsafe { signal_hook_registry::register(sig, move || stop.request(sig)) }.ok()?;
+        }
         Some(StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
@@ -224,6 +235,8 @@ impl StopSignals {
             crate::say(&format!(
                 "quire-ci: stopping (signal {signal}); send it again to exit at once"
             ));
+            // The handler has recorded it already; asking again changes
+            // nothing, and keeps this task right on its own.
             stop.request(signal);
             stop.wake();
         }
