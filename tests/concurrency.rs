@@ -413,3 +413,55 @@ fn a_second_signal_exits_at_once_and_kills_the_commands() {
     );
     assert_no_process_with(marker);
 }
+
+#[test]
+fn a_second_signal_removes_the_temporary_log_directory() {
+    // Without --out-dir the logs go to $TMPDIR/quire-ci-*; the command prints
+    // (so it has a log there) and ignores SIGTERM (so the first signal's
+    // orderly stop is still waiting when the second comes).
+    let marker = "37.1593";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"echo hi; trap '' TERM; sleep {marker}\") end)\n"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let mut read_until = |needle: &str| {
+        let mut buf = [0u8; 4096];
+        while !stderr.contains(needle) {
+            let n = pipe.read(&mut buf).unwrap();
+            assert!(n > 0, "quire-ci ended before {needle:?}: {stderr}");
+            stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    // Its output is shown once it is in the log.
+    read_until("x | hi\n");
+    let logs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].path().join("jobs/x/sh-1.log").is_file());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    read_until("stopping");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Killed outright: the stream has no finishing events.
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"echo hi; trap '' TERM; sleep {marker}"}}"#),
+        ]
+    );
+    assert_no_process_with(marker);
+}

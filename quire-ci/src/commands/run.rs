@@ -150,7 +150,8 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
         // default action, and children reset the handlers that exist at the
         // first command (quire_core::ci::spawn).
         if let Some(signals) = StopSignals::install(&stop) {
-            tokio::task::spawn_local(signals.watch(stop.clone()));
+            let temporary_out_dir = request.out_dir_is_temporary.then(|| request.out_dir.clone());
+            tokio::task::spawn_local(signals.watch(stop.clone(), temporary_out_dir));
         }
         // Lines of output are written out in batches, once the job yields.
         let flusher = Rc::new(Notify::new());
@@ -214,7 +215,9 @@ impl StopSignals {
         })
     }
 
-    async fn watch(self, stop: Stop) {
+    /// `temporary_out_dir`: the log directory that is removed at exit, which
+    /// the second signal's exit must remove too.
+    async fn watch(self, stop: Stop, temporary_out_dir: Option<PathBuf>) {
         let StopSignals {
             mut interrupt,
             mut terminate,
@@ -226,9 +229,15 @@ impl StopSignals {
                 _ = terminate.recv() => libc::SIGTERM,
             };
             if received {
-                crate::say("quire-ci: second signal, exiting now");
                 // exit() skips the orderly stop; take the commands' backgrounded children down too.
                 quire_core::ci::process::kill_all_groups();
+                // And it drops nothing: the temporary log directory goes by
+                // hand. Nothing else writes there now (this thread writes the
+                // logs, and is here); deleting files waits on nothing.
+                if let Some(dir) = &temporary_out_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                crate::say("quire-ci: second signal, exiting now");
                 std::process::exit(128 + signal);
             }
             received = true;
