@@ -121,9 +121,36 @@ ci.job("later", {"quire/push"}, function(rt) rt.sh("true") end)
 
 /// Start `quire-ci run` in the background with events to `<ws>/run.jsonl`.
 fn spawn_run(ws: &Workspace) -> Child {
-    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    spawn_run_with(ws, &[])
+}
+
+/// [`spawn_run`] with more arguments for `run`.
+fn spawn_run_with(ws: &Workspace, extra: &[&str]) -> Child {
+    let mut args = vec!["run", "--events", "run.jsonl"];
+    args.extend_from_slice(extra);
+    let mut cmd = ws.command(&args);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd.spawn().unwrap()
+}
+
+/// The lines of `<ws>/run.jsonl` without `at_ms`, for exact comparison.
+fn event_lines_of_file(ws: &Workspace) -> Vec<String> {
+    common::Run {
+        code: 0,
+        stdout: ws.read("run.jsonl"),
+        stderr: String::new(),
+    }
+    .event_lines()
+}
+
+/// `run_started` for `jobs`, run outside a git repository.
+fn run_started(jobs: &[&str]) -> String {
+    let jobs: Vec<String> = jobs.iter().map(|j| format!("{j:?}")).collect();
+    format!(
+        r#"{{"type":"run_started","sha":"{}","ref":"HEAD","jobs":[{}]}}"#,
+        "0".repeat(40),
+        jobs.join(",")
+    )
 }
 
 /// Wait (polling the file, bounded) until the stream holds `count` lines containing `needle`.
@@ -209,6 +236,120 @@ ci.job("after", {{"long"}}, function(rt) rt.sh("true") end)
 }
 
 #[test]
+fn a_job_stopped_by_a_signal_is_cancelled_even_if_its_code_does_not_raise() {
+    // allow-failure: the stopped command does not raise, so the run-fn returns normally.
+    // `quick` ended before the signal: it stays complete.
+    let marker = "35.1357";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}" {{:allow-failure true}})))
+(ci.job :quick [:quire/push] (fn [runtime] (runtime.sh "true")))
+(ci.job :b [:a] (fn [runtime] (runtime.sh "true")))
+"#
+    ));
+    let mut child = spawn_run_with(&ws, &["-j", "2"]);
+    let events = ws.path().join("run.jsonl");
+    wait_for_events(&events, "\"sh_started\"", 2);
+    wait_for_events(&events, "\"job_finished\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "quick", "b"]),
+            r#"{"type":"job_started","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_started","job_id":"quick"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"a","cmd":"sleep {marker}"}}"#),
+            r#"{"type":"sh_started","job_id":"quick","cmd":"true"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"quick","exit_code":0}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"quick","outcome":"complete"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"a","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"a","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"b","blocked_by":"a"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_job_stopped_by_fail_fast_is_cancelled_even_if_it_catches_the_error() {
+    // `a` catches its stopped command's error with pcall and returns a table.
+    // `broken` fails only once `a`'s command has started (a marker file).
+    let marker = "36.2468";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [runtime] (pcall runtime.sh "touch a-started; sleep {marker}") {{}}))
+(ci.job :child [:a] (fn [runtime] (runtime.sh "true")))
+(ci.job :broken [:quire/push]
+  (fn [runtime] (runtime.sh "until [ -e a-started ]; do sleep 0.01; done; exit 1")))
+"#
+    ));
+    let mut child = spawn_run_with(&ws, &["-j", "2", "--fail-fast"]);
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "child", "broken"]),
+            r#"{"type":"job_started","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_started","job_id":"broken"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"a","cmd":"touch a-started; sleep {marker}"}}"#),
+            r#"{"type":"sh_started","job_id":"broken","cmd":"until [ -e a-started ]; do sleep 0.01; done; exit 1"}"#
+                .to_string(),
+            r#"{"type":"sh_finished","job_id":"broken","exit_code":1}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"broken","outcome":"failed"}"#.to_string(),
+            r#"{"type":"sh_finished","job_id":"a","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"a","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"child","blocked_by":"a"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"failed"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_signal_while_the_pipeline_loads_starts_no_job() {
+    // The load's second print blocks on the full stderr pipe until the test
+    // reads it, so a signal sent once the first line is read comes while the
+    // pipeline loads.
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(print "loading")
+(print (string.rep "x" (* 4 1024 1024)))
+(each [_ name (ipairs [:a :b :c])]
+  (ci.job name [:quire/push] (fn [runtime] (runtime.sh "touch started"))))
+"#,
+    );
+    let mut child = spawn_run_with(&ws, &["-j", "2"]);
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stderr.starts_with(b"loading\n") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "quire-ci ended before loading: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+        stderr.extend_from_slice(&buf[..n]);
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    pipe.read_to_end(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["a", "b", "c"]),
+            r#"{"type":"job_skipped","job_id":"a"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"b"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"c"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert!(!ws.path().join("started").exists(), "a command ran");
+}
+
+#[test]
 fn sigterm_exits_143() {
     let marker = "32.7182";
     let ws = Workspace::lua(&format!(
@@ -269,6 +410,58 @@ fn a_second_signal_exits_at_once_and_kills_the_commands() {
     assert!(
         sent.elapsed() < Duration::from_secs(4),
         "the second signal did not exit at once"
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_second_signal_removes_the_temporary_log_directory() {
+    // Without --out-dir the logs go to $TMPDIR/quire-ci-*; the command prints
+    // (so it has a log there) and ignores SIGTERM (so the first signal's
+    // orderly stop is still waiting when the second comes).
+    let marker = "37.1593";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"echo hi; trap '' TERM; sleep {marker}\") end)\n"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let mut read_until = |needle: &str| {
+        let mut buf = [0u8; 4096];
+        while !stderr.contains(needle) {
+            let n = pipe.read(&mut buf).unwrap();
+            assert!(n > 0, "quire-ci ended before {needle:?}: {stderr}");
+            stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    // Its output is shown once it is in the log.
+    read_until("x | hi\n");
+    let logs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].path().join("jobs/x/sh-1.log").is_file());
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    read_until("stopping");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Killed outright: the stream has no finishing events.
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"echo hi; trap '' TERM; sleep {marker}"}}"#),
+        ]
     );
     assert_no_process_with(marker);
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use quire_core::ci::event::{EventKind, RunOutcome};
 use quire_core::ci::run::{self, RunEnd, RunRequest, render_plain};
 use quire_core::ci::runtime::{Emitter, Observer};
-use quire_core::ci::schedule::StopReason;
-use tokio::sync::{Notify, watch};
+use quire_core::ci::schedule::Stop;
+use tokio::sync::Notify;
 
 use super::resolve_workspace;
 use crate::cli::RunArgs;
@@ -146,12 +146,13 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     };
     let local = tokio::task::LocalSet::new();
     let end = local.block_on(&runtime, async {
-        let (stop_tx, stop_rx) = watch::channel(None);
+        let stop = Stop::default();
         // Handlers go in now, before any job: a signal must never meet the
         // default action, and children reset the handlers that exist at the
         // first command (quire_core::ci::spawn).
-        if let Some(signals) = StopSignals::install() {
-            tokio::task::spawn_local(signals.watch(stop_tx));
+        if let Some(signals) = StopSignals::install(&stop) {
+            let temporary_out_dir = request.out_dir_is_temporary.then(|| request.out_dir.clone());
+            tokio::task::spawn_local(signals.watch(stop.clone(), temporary_out_dir));
         }
         // Lines of output are written out in batches, once the job yields.
         let flusher = Rc::new(Notify::new());
@@ -172,7 +173,7 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
                 reporter.borrow_mut().tick();
             }
         });
-        run::run(request, emitter, stop_rx).await
+        run::run(request, emitter, stop).await
     });
     match end {
         RunEnd::RecordFailed(failure) => record_failed(&failure.to_string()),
@@ -196,15 +197,28 @@ struct StopSignals {
 }
 
 impl StopSignals {
-    fn install() -> Option<StopSignals> {
+    fn install(stop: &Stop) -> Option<StopSignals> {
         use tokio::signal::unix::{SignalKind, signal};
+        // The handler itself records the request, the moment the signal
+        // comes: the task below hears of it only when the event loop runs,
+        // and pipeline code holds the loop up (the load: without this, the
+        // jobs would start before the task ran). Registered before tokio's
+        // own action for the same signals, so it runs first.
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            let stop = stop.clone();
+            // SAFETY: the action is async-signal-safe: one atomic operation on
+            // memory it owns, no allocation, no lock.
+            unsafe { signal_hook_registry::register(sig, move || stop.request(sig)) }.ok()?;
+        }
         Some(StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
         })
     }
 
-    async fn watch(self, stop: watch::Sender<Option<StopReason>>) {
+    /// `temporary_out_dir`: the log directory that is removed at exit, which
+    /// the second signal's exit must remove too.
+    async fn watch(self, stop: Stop, temporary_out_dir: Option<PathBuf>) {
         let StopSignals {
             mut interrupt,
             mut terminate,
@@ -216,16 +230,25 @@ impl StopSignals {
                 _ = terminate.recv() => libc::SIGTERM,
             };
             if received {
-                crate::say("quire-ci: second signal, exiting now");
                 // exit() skips the orderly stop; take the commands' backgrounded children down too.
                 quire_core::ci::process::kill_all_groups();
+                // And it drops nothing: the temporary log directory goes by
+                // hand. Nothing else writes there now (this thread writes the
+                // logs, and is here); deleting files waits on nothing.
+                if let Some(dir) = &temporary_out_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                crate::say("quire-ci: second signal, exiting now");
                 std::process::exit(128 + signal);
             }
             received = true;
             crate::say(&format!(
                 "quire-ci: stopping (signal {signal}); send it again to exit at once"
             ));
-            stop.send_replace(Some(StopReason::Signal(signal)));
+            // The handler has recorded it already; asking again changes
+            // nothing, and keeps this task right on its own.
+            stop.request(signal);
+            stop.wake();
         }
     }
 }

@@ -17,7 +17,7 @@ use super::load::{self, LoadOptions};
 use super::process::LogMade;
 use super::push::{PushInfo, read_push_info};
 use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, sh_result_constructor};
-use super::schedule::{self, JobState, ScheduleOptions, StopReason};
+use super::schedule::{self, JobState, ScheduleOptions, Stop, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
 
@@ -174,13 +174,10 @@ fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, Secre
     Ok(secrets)
 }
 
-/// Run the pipeline of `request.workspace`, reporting to `emitter`. Must be
-/// called inside a tokio `LocalSet` (jobs are local tasks on one VM).
-pub async fn run(
-    request: RunRequest,
-    emitter: Rc<RefCell<Emitter>>,
-    stop: watch::Receiver<Option<StopReason>>,
-) -> RunEnd {
+/// Run the pipeline of `request.workspace`, reporting to `emitter`, until
+/// done or `stop` is requested. Must be called inside a tokio `LocalSet`
+/// (jobs are local tasks on one VM).
+pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop) -> RunEnd {
     let finish = |emitter: &Rc<RefCell<Emitter>>, outcome: RunOutcome, error: Option<String>, end: RunEnd| {
         emitter.borrow_mut().wire(EventKind::RunFinished { outcome, error });
         match emitter.borrow_mut().take_failure() {
@@ -263,6 +260,7 @@ pub async fn run(
         redactor,
         emitter: emitter.clone(),
         cancel: cancel.subscribe(),
+        stop: stop.clone(),
         default_timeout: request.default_timeout,
         kill_grace: request.kill_grace,
         outputs: RefCell::new(outputs),
@@ -278,7 +276,7 @@ pub async fn run(
         &loaded.runtime_global,
         &context,
         &cancel,
-        stop,
+        &stop,
         options,
     )
     .await;

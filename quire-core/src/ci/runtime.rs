@@ -14,6 +14,7 @@ use super::event::{Event, EventKind};
 use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES};
 use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShRequest};
+use super::schedule::Stop;
 use crate::secret::Redactor;
 
 /// What a run tells its observers: every wire event, plus what only a person
@@ -157,6 +158,9 @@ pub struct RunContext {
     pub emitter: Rc<RefCell<Emitter>>,
     /// Set when the run is stopping: commands are terminated, none start.
     pub cancel: watch::Receiver<bool>,
+    /// An outside request to stop, which holds before the scheduler has seen
+    /// it and set `cancel`.
+    pub stop: Stop,
     /// Bounds every command that sets no `:timeout`.
     pub default_timeout: Option<Duration>,
     pub kill_grace: Duration,
@@ -167,8 +171,9 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// The run is stopping, or has been asked to (see [`Stop`]).
     pub fn cancelled(&self) -> bool {
-        *self.cancel.borrow()
+        *self.cancel.borrow() || self.stop.requested().is_some()
     }
 }
 

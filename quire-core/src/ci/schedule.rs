@@ -4,9 +4,11 @@
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use mlua::{MultiValue, Value};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::event::{EventKind, JobOutcome};
@@ -20,6 +22,49 @@ use crate::lua::{BudgetOwner, Sandbox, describe_error};
 pub enum StopReason {
     /// SIGINT or SIGTERM (the signal number).
     Signal(i32),
+}
+
+/// An outside request to stop the run (a signal), shared by whoever asks
+/// and the run.
+///
+/// Asking has two halves. [`Stop::request`] records it: one atomic
+/// operation, safe in a signal handler, so the request holds from the moment
+/// the signal arrives, even while pipeline code keeps the one thread busy
+/// (the load, a job's code) and no task can run. The run looks at it before
+/// it starts any job or command. [`Stop::wake`], from a task, makes a
+/// scheduler that is waiting on running jobs look at once.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// The signal of the first request; 0 while there is none.
+    signal: Arc<AtomicI32>,
+    wake: Arc<Notify>,
+}
+
+impl Stop {
+    /// Ask the run to stop because of `signal`. The first request is the one
+    /// that counts. Async-signal-safe.
+    pub fn request(&self, signal: i32) {
+        let _ = self
+            .signal
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Have a waiting scheduler look at the request now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The request, if there is one.
+    pub fn requested(&self) -> Option<StopReason> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(StopReason::Signal(signal)),
+        }
+    }
+
+    async fn woken(&self) {
+        self.wake.notified().await;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +194,7 @@ pub async fn execute(
     runtime_global: &RuntimeGlobal,
     run: &Rc<RunContext>,
     cancel: &watch::Sender<bool>,
-    mut stop: watch::Receiver<Option<StopReason>>,
+    stop: &Stop,
     options: ScheduleOptions,
 ) -> ScheduleSummary {
     let mut board = Board::new(pipeline);
@@ -159,6 +204,15 @@ pub async fn execute(
     let parallelism = options.parallelism.max(1);
 
     loop {
+        // The request itself, not a task's word of it: a signal that came
+        // while pipeline code held the thread (the load, before any job) has
+        // been recorded, but no task has run since. No job starts after it.
+        if stopped_by.is_none()
+            && let Some(reason) = stop.requested()
+        {
+            stopped_by = Some(reason);
+            cancel.send_replace(true);
+        }
         // A record that can no longer be written stops the run at once, even
         // before its watch is seen below: no job may start after it.
         if run.emitter.borrow().failure().is_some() {
@@ -190,12 +244,8 @@ pub async fn execute(
                     cancel.send_replace(true);
                 }
             }
-            Ok(()) = stop.changed(), if stopped_by.is_none() => {
-                if let Some(reason) = *stop.borrow() {
-                    stopped_by = Some(reason);
-                    cancel.send_replace(true);
-                }
-            }
+            // Seen at the top of the loop.
+            () = stop.woken(), if stopped_by.is_none() => {}
             Ok(()) = record_failed.changed() => {
                 if *record_failed.borrow() {
                     cancel.send_replace(true);
@@ -275,7 +325,11 @@ fn start_job(
         printer.end_job(&ctx.job_id);
         let run = &ctx.run;
         let (outcome, error) = match result {
-            Err(_) if run.cancelled() => (JobOutcome::Cancelled, None),
+            // The run was told to stop while this job ran: cancelled, whatever
+            // the run-fn made of it (a stopped command it allowed to fail, or
+            // caught with pcall, does not raise). A run-fn that returned before
+            // the stop had its outcome decided then, in the poll it returned in.
+            _ if run.cancelled() => (JobOutcome::Cancelled, None),
             Err(err) => {
                 let message = describe_error(limits, &err, Some(&thread));
                 let job = &ctx.pipeline.jobs[index];
@@ -336,8 +390,8 @@ mod tests {
     use std::time::Duration;
 
     use proptest::prelude::*;
-    use tokio::sync::watch;
 
+    use super::Stop;
     use crate::ci::event::{Event, EventKind, JobOutcome, RunOutcome};
     use crate::ci::run::{RunRequest, run};
     use crate::ci::runtime::{Emitter, Observer, RuntimeEvent};
@@ -415,6 +469,10 @@ mod tests {
     }
 
     fn run_spec(spec: &Spec) -> Vec<Event> {
+        run_spec_until(spec, &Stop::default())
+    }
+
+    fn run_spec_until(spec: &Spec, stop: &Stop) -> Vec<Event> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(".quire")).unwrap();
         std::fs::write(dir.path().join(".quire/ci.lua"), pipeline_source(spec)).unwrap();
@@ -438,8 +496,7 @@ mod tests {
             .build()
             .unwrap();
         let local = tokio::task::LocalSet::new();
-        let (_stop_tx, stop_rx) = watch::channel(None);
-        local.block_on(&runtime, run(request, emitter, stop_rx));
+        local.block_on(&runtime, run(request, emitter, stop.clone()));
         events.take()
     }
 
@@ -552,6 +609,42 @@ mod tests {
             }
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_stop_requested_before_any_job_starts_skips_every_job_and_cancels_the_run() {
+        // As when a signal comes while the pipeline loads: recorded, but no
+        // task has run since.
+        let spec = Spec {
+            jobs: vec![
+                (vec![], Behaviour::Succeed),
+                (vec![], Behaviour::Succeed),
+                (vec![0], Behaviour::Succeed),
+            ],
+            parallelism: 2,
+            fail_fast: false,
+        };
+        let stop = Stop::default();
+        stop.request(libc::SIGINT);
+        let kinds: Vec<EventKind> = run_spec_until(&spec, &stop).into_iter().map(|e| e.kind).collect();
+        let skipped = |job: &str, blocked_by: Option<&str>| EventKind::JobSkipped {
+            job_id: job.to_string(),
+            blocked_by: blocked_by.map(str::to_string),
+        };
+        assert!(matches!(kinds[0], EventKind::RunStarted { .. }), "{kinds:?}");
+        assert_eq!(
+            kinds[1..],
+            [
+                skipped("j0", None),
+                skipped("j1", None),
+                // Its input never ran.
+                skipped("j2", Some("j0")),
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Cancelled,
+                    error: None
+                },
+            ]
+        );
     }
 
     proptest! {
