@@ -56,9 +56,18 @@ fn man_pages_cover_the_tool_and_each_subcommand() {
 fn bad_flags_are_usage_errors() {
     run(&["run", "--no-such-flag"]).assert_code(2);
     run(&["run", "-j", "0"]).assert_code(2);
-    let bad = run(&["run", "--timeout", "soon"]);
-    bad.assert_code(2);
-    assert!(bad.stderr.contains("invalid duration 'soon'"));
+    for duration in ["soon", "0", "-1", "nan", "-inf", "1e-10"] {
+        // `=`: clap takes a separate `-1` for a flag.
+        let bad = run(&["run", &format!("--timeout={duration}")]);
+        bad.assert_code(2);
+        assert!(
+            bad.stderr.contains(&format!(
+                "invalid duration '{duration}': expected e.g. 30s, 10m, 1h30m or a number of seconds"
+            )),
+            "{}",
+            bad.stderr
+        );
+    }
     let bad = run(&["run", "--secret", "TOKEN"]);
     bad.assert_code(2);
     assert!(bad.stderr.contains("expected NAME=env:VAR or NAME=file:PATH"));

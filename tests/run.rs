@@ -544,6 +544,64 @@ ci.job("quick", {"quire/push"}, function(rt) rt.sh("true") end)
     );
 }
 
+#[test]
+fn a_timeout_too_long_for_the_clock_is_no_timeout_and_overrides_the_flag() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :long [:quire/push]
+  (fn [runtime]
+    (runtime.sh "true" {:timeout 1e300})
+    (runtime.sh "true" {:timeout 1e19})
+    (runtime.sh "true" {:timeout 9223372036854775807})
+    ;; Outlives --timeout: math.huge lifts it for this one command.
+    (runtime.sh "sleep 0.5" {:timeout math.huge})))
+"#,
+    );
+    let run = ws.run_events(&["--timeout", "0.2s"]);
+    run.assert_code(0);
+    let finished = r#"{"type":"sh_finished","job_id":"long","exit_code":0}"#;
+    assert_eq!(
+        run.event_lines().iter().filter(|line| *line == finished).count(),
+        4,
+        "{:#?}",
+        run.event_lines()
+    );
+    // The flag alike, where a number of seconds past the clock's reach panicked.
+    for huge in ["1e19", "1e300", "inf"] {
+        ws.run_events(&["--timeout", huge]).assert_code(0);
+    }
+}
+
+#[test]
+fn a_timeout_that_is_not_a_positive_number_fails_the_job_naming_it() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :nan [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout (/ 0 0)})))
+(ci.job :minus-inf [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout (- math.huge)})))
+(ci.job :negative [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout -1e300})))
+(ci.job :zero [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout 0})))
+(ci.job :text [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout "10"})))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    for (line, job, got) in [
+        (2, "nan", "nan"),
+        (3, "minus-inf", "-inf"),
+        (4, "negative", "-1e300"),
+        (5, "zero", "0"),
+        (6, "text", "string"),
+    ] {
+        run.assert_stderr_lines(&[&format!(
+            "{job}: .quire/ci.fnl:{line}: runtime.sh: :timeout must be a positive number of seconds, got {got}"
+        )]);
+    }
+    assert_eq!(
+        run.event_lines().last().unwrap(),
+        r#"{"type":"run_finished","outcome":"failed"}"#
+    );
+}
+
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .arg("-C")

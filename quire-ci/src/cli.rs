@@ -196,13 +196,20 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `90`, `1.5`, `10m`, `1h30m`: positive. One longer than a `Duration`
+/// holds (`1e300`, `inf`) is `Duration::MAX`, which no command outlives: the
+/// same as no timeout, as for a `:timeout` that large.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds");
     if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(invalid);
+        if secs.is_nan() || secs <= 0.0 {
+            return Err(invalid());
+        }
+        return match Duration::try_from_secs_f64(secs) {
+            Ok(d) if d.is_zero() => Err(invalid()),
+            Ok(d) => Ok(d),
+            Err(_) => Ok(Duration::MAX),
+        };
     }
     let signed: jiff::SignedDuration = text.parse().map_err(|_| invalid())?;
     Duration::try_from(signed)
@@ -267,6 +274,24 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("soon").is_err());
+        // Too short to count, or not a number of seconds at all.
+        for text in ["1e-10", "-1", "-0", "nan", "NaN", "-inf"] {
+            assert_eq!(
+                parse_duration(text),
+                Err(format!(
+                    "invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds"
+                ))
+            );
+        }
+        // Longer than anything runs: no timeout.
+        for text in ["1e300", "inf", "18446744073709551616"] {
+            assert_eq!(parse_duration(text), Ok(Duration::MAX), "{text}");
+        }
+        // It fits a Duration, not the clock: the process layer makes it none.
+        assert_eq!(
+            parse_duration("1e19"),
+            Ok(Duration::from_secs(10_000_000_000_000_000_000))
+        );
     }
 
     #[test]

@@ -465,8 +465,11 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
                 request.cwd = confine(&ctx.run.workspace, &dir.to_string_lossy())?;
             }
             ("timeout", Value::Integer(secs)) if secs > 0 => request.timeout = Some(Duration::from_secs(secs as u64)),
-            ("timeout", Value::Number(secs)) if secs > 0.0 && secs.is_finite() => {
-                request.timeout = Some(Duration::from_secs_f64(secs))
+            // Past what a Duration holds (`math.huge` included) no command
+            // can run: no timeout, overriding `--timeout`. The process layer
+            // treats one the clock cannot count the same way.
+            ("timeout", Value::Number(secs)) if secs > 0.0 => {
+                request.timeout = Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
             }
             ("timeout", other) => {
                 return Err(format!(
@@ -491,8 +494,21 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
 fn show(value: &Value) -> String {
     match value {
         Value::Integer(i) => i.to_string(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => show_number(*n),
         other => other.type_name().to_string(),
+    }
+}
+
+/// A float the way a person wrote it: `-1e300`, not three hundred digits.
+fn show_number(n: f64) -> String {
+    if n.is_nan() {
+        "nan".to_string()
+    } else if n.is_infinite() {
+        if n > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if n == 0.0 || (1e-4..1e15).contains(&n.abs()) {
+        n.to_string()
+    } else {
+        format!("{n:e}")
     }
 }
 
