@@ -14,7 +14,16 @@ pub struct PipelineError {
     pub message: String,
     pub help: Option<String>,
     pub location: Option<Location>,
+    /// The argument of the `ci.job` call at `location` the error is about
+    /// (from 1: the id, the inputs, the run-fn), to label rather than the
+    /// whole call; `None` for the call.
+    pub argument: Option<usize>,
 }
+
+/// [`PipelineError::argument`] of a job's id.
+const ID: usize = 1;
+/// [`PipelineError::argument`] of a job's run-fn.
+const RUN_FN: usize = 3;
 
 impl PipelineError {
     fn new(message: impl Into<String>, location: &Option<Location>) -> Self {
@@ -22,11 +31,17 @@ impl PipelineError {
             message: message.into(),
             help: None,
             location: location.clone(),
+            argument: None,
         }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    fn on(mut self, argument: usize) -> Self {
+        self.argument = Some(argument);
         self
     }
 }
@@ -80,10 +95,13 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         let run_fn = match &reg.run_fn {
             Value::Function(f) => Some(f.clone()),
             other => {
-                errors.push(PipelineError::new(
-                    format!("job '{name}': run-fn must be a function, got {}", other.type_name()),
-                    &reg.location,
-                ));
+                errors.push(
+                    PipelineError::new(
+                        format!("job '{name}': run-fn must be a function, got {}", other.type_name()),
+                        &reg.location,
+                    )
+                    .on(RUN_FN),
+                );
                 None
             }
         };
@@ -241,23 +259,27 @@ fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<Stri
     let id = match &reg.id {
         Value::String(s) => s.to_string_lossy(),
         other => {
-            errors.push(PipelineError::new(
-                format!(
-                    "ci.job expects a job id (a string or keyword), got {}",
-                    other.type_name()
-                ),
-                &reg.location,
-            ));
+            errors.push(
+                PipelineError::new(
+                    format!(
+                        "ci.job expects a job id (a string or keyword), got {}",
+                        other.type_name()
+                    ),
+                    &reg.location,
+                )
+                .on(ID),
+            );
             return None;
         }
     };
     if id.is_empty() {
-        errors.push(PipelineError::new("job id is empty", &reg.location));
+        errors.push(PipelineError::new("job id is empty", &reg.location).on(ID));
         return None;
     }
     if id.contains('/') && !reg.builtin {
         errors.push(
             PipelineError::new(format!("job id '{id}' contains '/'"), &reg.location)
+                .on(ID)
                 .help("'/' is reserved for sources such as quire/push"),
         );
         return None;
