@@ -46,6 +46,20 @@ impl PipelineError {
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\0`, `\u{1b}`), to
+/// quote a name that may hold them without breaking the message's lines.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A registration whose fields have the right types (it may still be wrong in the graph).
 struct Candidate<'a> {
     id: String,
@@ -88,7 +102,7 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         let id = job_id(reg, &mut errors);
         // Keep checking a job whose id is wrong, so every mistake is reported at once.
         let name = id.clone().unwrap_or_else(|| match &reg.id {
-            Value::String(s) => s.to_string_lossy(),
+            Value::String(s) => printable(&s.to_string_lossy()),
             _ => "?".to_string(),
         });
         let inputs = job_inputs(reg, &name, &mut errors);
@@ -138,7 +152,11 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             }
             broken[i] = true;
             let mut error = PipelineError::new(
-                format!("job '{}': input '{input}' is neither a job nor a source", candidate.id),
+                format!(
+                    "job '{}': input '{}' is neither a job nor a source",
+                    candidate.id,
+                    printable(input)
+                ),
                 &candidate.registration.location,
             );
             let nearest = candidates
@@ -255,6 +273,9 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     Ok(Pipeline::new(jobs, image, order))
 }
 
+/// A job id names the job in events, on the terminal and in the path of
+/// its logs, `jobs/<id>/`: a string without `/`, nor control characters, nor
+/// one that names a directory already (`.` and `..`).
 fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<String> {
     let id = match &reg.id {
         Value::String(s) => s.to_string_lossy(),
@@ -274,6 +295,31 @@ fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<Stri
     };
     if id.is_empty() {
         errors.push(PipelineError::new("job id is empty", &reg.location).on(ID));
+        return None;
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        errors.push(
+            PipelineError::new(
+                format!(
+                    "job id '{}' contains a control character ('{}')",
+                    printable(&id),
+                    c.escape_debug()
+                ),
+                &reg.location,
+            )
+            .on(ID)
+            .help("a job id is shown on the terminal, in the events and in log paths: use printable characters"),
+        );
+        return None;
+    }
+    if id == "." || id == ".." {
+        errors.push(
+            PipelineError::new(format!("job id '{id}' is not allowed"), &reg.location)
+                .on(ID)
+                .help(format!(
+                    "a job's logs go to jobs/<id>/, and '{id}' would put them outside it; name the job with a word"
+                )),
+        );
         return None;
     }
     if id.contains('/') && !reg.builtin {
@@ -497,6 +543,62 @@ mod tests {
                 .unwrap()
                 .starts_with("inputs name jobs declared")
         );
+    }
+
+    #[test]
+    fn ids_that_are_not_names_are_rejected_on_the_id() {
+        let lua = mlua::Lua::new();
+        let f = lua.create_function(|_, ()| Ok(())).unwrap();
+        let job = |id: &str| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
+            run_fn: mlua::Value::Function(f.clone()),
+            location: None,
+            builtin: false,
+        };
+        let rejected = |id: &str| {
+            let registry = Registry {
+                jobs: vec![job(id)],
+                images: vec![],
+            };
+            let errors = validate(&registry).unwrap_err();
+            assert_eq!(errors.len(), 1, "{id:?}: {errors:?}");
+            assert_eq!(errors[0].argument, Some(ID), "{id:?}");
+            errors[0].message.clone()
+        };
+        assert_eq!(rejected("."), "job id '.' is not allowed");
+        assert_eq!(rejected(".."), "job id '..' is not allowed");
+        assert_eq!(rejected(""), "job id is empty");
+        assert_eq!(rejected("a/b"), "job id 'a/b' contains '/'");
+        assert_eq!(rejected("x\0y"), "job id 'x\\0y' contains a control character ('\\0')");
+        assert_eq!(
+            rejected("two\nlines"),
+            "job id 'two\\nlines' contains a control character ('\\n')"
+        );
+        assert_eq!(
+            rejected("\x1b[31mred"),
+            "job id '\\u{1b}[31mred' contains a control character ('\\u{1b}')"
+        );
+        assert_eq!(
+            rejected("del\x7f"),
+            "job id 'del\\u{7f}' contains a control character ('\\u{7f}')"
+        );
+        // Everything else the design allows is a name.
+        let ids = [
+            "...",
+            ".hidden",
+            "a.b",
+            " spaced ",
+            "é-ü",
+            "odd \"name\"",
+            "build:release",
+        ];
+        let registry = Registry {
+            jobs: ids.iter().map(|id| job(id)).collect(),
+            images: vec![],
+        };
+        let pipeline = validate(&registry).unwrap();
+        assert_eq!(pipeline.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids);
     }
 
     #[test]
