@@ -602,6 +602,44 @@ fn a_timeout_that_is_not_a_positive_number_fails_the_job_naming_it() {
     );
 }
 
+#[test]
+fn env_names_that_cannot_name_a_variable_fail_the_job_before_the_command() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :equals [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"A=B" "x"}})))
+(ci.job :empty [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"" "x"}})))
+(ci.job :number [:quire/push] (fn [runtime] (runtime.sh "true" {:env {1 "x"}})))
+(ci.job :sequence [:quire/push] (fn [runtime] (runtime.sh "true" {:env ["A=x"]})))
+(ci.job :boolean [:quire/push] (fn [runtime] (runtime.sh "true" {:env {true "x"}})))
+(ci.job :nul-name [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"A\0B" "x"}})))
+(ci.job :nul-value [:quire/push] (fn [runtime] (runtime.sh "true" {:env {:A "x\0y"}})))
+(ci.job :fine [:quire/push]
+  (fn [runtime]
+    (runtime.sh "echo \"$A $B $C $D\"" {:env {:A "x=y" :B 1 :C true :D 1.5}})))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let strings = r#"(:env maps names to values, as in {:NAME "value"})"#;
+    run.assert_stderr_lines(&[
+        "equals: .quire/ci.fnl:2: runtime.sh: :env name 'A=B' contains '=', which cannot be in a variable's name",
+        "empty: .quire/ci.fnl:3: runtime.sh: :env has an empty name",
+        &format!("number: .quire/ci.fnl:4: runtime.sh: :env names must be strings, got the number 1 {strings}"),
+        &format!("sequence: .quire/ci.fnl:5: runtime.sh: :env names must be strings, got the number 1 {strings}"),
+        &format!("boolean: .quire/ci.fnl:6: runtime.sh: :env names must be strings, got boolean {strings}"),
+        r"nul-name: .quire/ci.fnl:7: runtime.sh: :env name 'A\0B' contains a NUL byte, which cannot be in a variable's name",
+        "nul-value: .quire/ci.fnl:8: runtime.sh: :env A contains a NUL byte, which cannot be in a variable's value",
+    ]);
+    // None of them ran a command; the one that is fine did.
+    let lines = run.event_lines();
+    let commands: Vec<&String> = lines.iter().filter(|l| l.contains(r#""type":"sh_started""#)).collect();
+    assert_eq!(
+        commands,
+        [r#"{"type":"sh_started","job_id":"fine","cmd":"echo \"$A $B $C $D\""}"#]
+    );
+    assert_eq!(cri_lines(&ws.log("fine", 1)), ["stdout F x=y 1 true 1.5"]);
+}
+
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .arg("-C")

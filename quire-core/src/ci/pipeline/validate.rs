@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use mlua::Value;
 
 use super::register::{JobRegistration, Registry};
-use super::{Job, Location, Pipeline, SOURCES};
+use super::{Job, Location, Pipeline, SOURCES, printable};
 
 /// One thing wrong with the pipeline, at one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,20 +44,6 @@ impl PipelineError {
         self.argument = Some(argument);
         self
     }
-}
-
-/// `text` with its control characters escaped (`\n`, `\0`, `\u{1b}`), to
-/// quote a name that may hold them without breaking the message's lines.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// A registration whose fields have the right types (it may still be wrong in the graph).
