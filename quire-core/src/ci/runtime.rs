@@ -695,4 +695,14 @@ mod tests {
             Err(":env has a name that is not valid UTF-8".into())
         );
     }
+
+    #[test]
+    fn numbers_in_messages_read_as_written() {
+        assert_eq!(show_number(-1e300), "-1e300");
+        assert_eq!(show_number(1.5), "1.5");
+        assert_eq!(show_number(0.0), "0");
+        assert_eq!(show_number(f64::NAN), "nan");
+        assert_eq!(show_number(f64::NEG_INFINITY), "-inf");
+        assert_eq!(show_number(1e-7), "1e-7");
+    }
 }
