@@ -136,8 +136,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
-    /// The commit being built [default: the workspace's HEAD]
-    #[arg(long, value_name = "SHA")]
+    /// The commit being built, 40 hex digits [default: the workspace's HEAD]
+    #[arg(long, value_name = "SHA", value_parser = parse_sha)]
     pub sha: Option<String>,
 
     /// The ref being built, e.g. refs/heads/main [default: the workspace's current ref]
@@ -218,6 +218,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(invalid)
 }
 
+/// A commit id as the event stream carries it (`run_started.sha`): 40 hex
+/// digits, written in lower case as git does.
+fn parse_sha(text: &str) -> Result<String, String> {
+    if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "invalid sha '{text}': expected the 40 hex digits of a commit, e.g. --sha $(git rev-parse HEAD)"
+        ))
+    }
+}
+
 /// The Lua VM needs about this much to start; a smaller limit could not run anything.
 const MIN_MEMORY_LIMIT: usize = 1 << 20;
 
@@ -292,6 +304,28 @@ mod tests {
             parse_duration("1e19"),
             Ok(Duration::from_secs(10_000_000_000_000_000_000))
         );
+    }
+
+    #[test]
+    fn shas() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(parse_sha(sha), Ok(sha.to_string()));
+        assert_eq!(parse_sha(&sha.to_ascii_uppercase()), Ok(sha.to_string()));
+        for bad in [
+            "",
+            "abc",
+            &sha[1..],
+            &format!("{sha}8"),
+            &sha.replace('a', "g"),
+            &format!("{} ", &sha[..39]),
+        ] {
+            assert_eq!(
+                parse_sha(bad),
+                Err(format!(
+                    "invalid sha '{bad}': expected the 40 hex digits of a commit, e.g. --sha $(git rev-parse HEAD)"
+                ))
+            );
+        }
     }
 
     #[test]
