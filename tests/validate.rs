@@ -168,3 +168,33 @@ fn ids_that_are_not_names_are_errors_labelled_on_the_id() {
     assert!(!ws.path().join("out/sh-1.log").exists());
     assert!(!ws.path().join("out/jobs").exists());
 }
+
+#[test]
+fn a_run_fn_of_two_or_more_arguments_is_an_error_labelled_on_it() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :none [:quire/push] (fn [] nil))
+(ci.job :one [:quire/push] (fn [runtime] nil))
+(ci.job :destructured [:quire/push] (fn [{: sh}] nil))
+(ci.job :vararg [:quire/push] (fn [...] nil))
+(ci.job :lambda [:quire/push] (λ [?runtime] nil))
+(ci.job :two [:quire/push] (fn [runtime extra] nil))
+(ci.job :three [:two]
+  (fn [a b c ...] nil))
+(ci.job :after [:three] (fn [] nil))
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    let help = "  help: a run-fn takes the runtime table or nothing: (fn [runtime] …) or (fn [] …)";
+    run.assert_stderr_lines(&[
+        // Only these two; `after`, below them, is not also unreachable.
+        "  × invalid pipeline: 2 errors",
+        "  × job 'two': run-fn takes 2 arguments, but it is called with one, the runtime table",
+        "   ╭─[.quire/ci.fnl:7:28]",
+        help,
+        "  × job 'three': run-fn takes 3 arguments, but it is called with one, the runtime table",
+        // Two-digit line numbers widen the gutter.
+        "    ╭─[.quire/ci.fnl:9:3]",
+    ]);
+}

@@ -93,7 +93,25 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         });
         let inputs = job_inputs(reg, &name, &mut errors);
         let run_fn = match &reg.run_fn {
-            Value::Function(f) => Some(f.clone()),
+            // A run-fn is called with one argument; a second parameter
+            // would always be nil. `...` takes what it is given, and C
+            // functions declare no parameters.
+            Value::Function(f) => match f.info().num_params {
+                0 | 1 => Some(f.clone()),
+                n => {
+                    errors.push(
+                        PipelineError::new(
+                            format!(
+                                "job '{name}': run-fn takes {n} arguments, but it is called with one, the runtime table"
+                            ),
+                            &reg.location,
+                        )
+                        .on(RUN_FN)
+                        .help("a run-fn takes the runtime table or nothing: (fn [runtime] …) or (fn [] …)"),
+                    );
+                    None
+                }
+            },
             other => {
                 errors.push(
                     PipelineError::new(
@@ -585,6 +603,51 @@ mod tests {
         };
         let pipeline = validate(&registry).unwrap();
         assert_eq!(pipeline.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids);
+    }
+
+    #[test]
+    fn a_run_fn_takes_at_most_one_argument() {
+        let lua = mlua::Lua::new();
+        let job = |id: &str, run_fn: &str| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
+            run_fn: mlua::Value::Function(lua.load(run_fn).eval().unwrap()),
+            location: None,
+            builtin: false,
+        };
+        let registry = Registry {
+            jobs: vec![
+                job("none", "function() end"),
+                job("one", "function(runtime) end"),
+                job("vararg", "function(...) end"),
+                job("one-and-vararg", "function(runtime, ...) end"),
+                job("two", "function(runtime, extra) end"),
+                job("three-and-vararg", "function(a, b, c, ...) end"),
+                job("after", "function() end"),
+            ],
+            images: vec![],
+        };
+        let errors = validate(&registry).unwrap_err();
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "job 'two': run-fn takes 2 arguments, but it is called with one, the runtime table",
+                "job 'three-and-vararg': run-fn takes 3 arguments, but it is called with one, the runtime table",
+            ]
+        );
+        assert!(errors.iter().all(|e| e.argument == Some(RUN_FN)));
+
+        // A C function (a built-in) declares no parameters: it is taken.
+        let print: mlua::Function = lua.globals().get("print").unwrap();
+        let registry = Registry {
+            jobs: vec![JobRegistration {
+                run_fn: mlua::Value::Function(print),
+                ..job("c", "function() end")
+            }],
+            images: vec![],
+        };
+        assert!(validate(&registry).is_ok());
     }
 
     #[test]
