@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Run, quire_ci};
+use common::{Run, Workspace, quire_ci};
 
 fn run(args: &[&str]) -> Run {
     Run::from(quire_ci().args(args).output().unwrap())
@@ -56,10 +56,47 @@ fn man_pages_cover_the_tool_and_each_subcommand() {
 fn bad_flags_are_usage_errors() {
     run(&["run", "--no-such-flag"]).assert_code(2);
     run(&["run", "-j", "0"]).assert_code(2);
-    let bad = run(&["run", "--timeout", "soon"]);
-    bad.assert_code(2);
-    assert!(bad.stderr.contains("invalid duration 'soon'"));
+    for duration in ["soon", "0", "-1", "nan", "-inf", "1e-10"] {
+        // `=`: clap takes a separate `-1` for a flag.
+        let bad = run(&["run", &format!("--timeout={duration}")]);
+        bad.assert_code(2);
+        assert!(
+            bad.stderr.contains(&format!(
+                "invalid duration '{duration}': expected e.g. 30s, 10m, 1h30m or a number of seconds"
+            )),
+            "{}",
+            bad.stderr
+        );
+    }
     let bad = run(&["run", "--secret", "TOKEN"]);
     bad.assert_code(2);
     assert!(bad.stderr.contains("expected NAME=env:VAR or NAME=file:PATH"));
+}
+
+#[test]
+fn a_sha_that_is_not_40_hex_digits_is_a_usage_error_and_nothing_runs() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push] (fn [runtime] (runtime.sh \"touch ran\")))\n",
+    );
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    for bad in ["abc", &sha[1..], &format!("{sha}8"), &sha.replace('a', "z")] {
+        let run = ws.run(&["run", "--events", "events.jsonl", "--sha", bad]);
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "error: invalid value '{bad}' for '--sha <SHA>': invalid sha '{bad}': expected the 40 hex digits of a commit, e.g. --sha $(git rev-parse HEAD)"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(!ws.path().join("ran").exists());
+        assert!(!ws.path().join("events.jsonl").exists());
+    }
+    // Upper case is a sha too, recorded in git's lower case.
+    let run = ws.run_events(&["--sha", &sha.to_ascii_uppercase()]);
+    run.assert_code(0);
+    assert_eq!(
+        run.event_lines()[0],
+        format!(r#"{{"type":"run_started","sha":"{sha}","ref":"HEAD","jobs":["a"]}}"#)
+    );
 }

@@ -570,6 +570,102 @@ ci.job("quick", {"quire/push"}, function(rt) rt.sh("true") end)
     );
 }
 
+#[test]
+fn a_timeout_too_long_for_the_clock_is_no_timeout_and_overrides_the_flag() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :long [:quire/push]
+  (fn [runtime]
+    (runtime.sh "true" {:timeout 1e300})
+    (runtime.sh "true" {:timeout 1e19})
+    (runtime.sh "true" {:timeout 9223372036854775807})
+    ;; Outlives --timeout: math.huge lifts it for this one command.
+    (runtime.sh "sleep 0.5" {:timeout math.huge})))
+"#,
+    );
+    let run = ws.run_events(&["--timeout", "0.2s"]);
+    run.assert_code(0);
+    let finished = r#"{"type":"sh_finished","job_id":"long","exit_code":0}"#;
+    assert_eq!(
+        run.event_lines().iter().filter(|line| *line == finished).count(),
+        4,
+        "{:#?}",
+        run.event_lines()
+    );
+    // The flag alike, where a number of seconds past the clock's reach panicked.
+    for huge in ["1e19", "1e300", "inf"] {
+        ws.run_events(&["--timeout", huge]).assert_code(0);
+    }
+}
+
+#[test]
+fn a_timeout_that_is_not_a_positive_number_fails_the_job_naming_it() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :nan [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout (/ 0 0)})))
+(ci.job :minus-inf [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout (- math.huge)})))
+(ci.job :negative [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout -1e300})))
+(ci.job :zero [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout 0})))
+(ci.job :text [:quire/push] (fn [runtime] (runtime.sh "true" {:timeout "10"})))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    for (line, job, got) in [
+        (2, "nan", "nan"),
+        (3, "minus-inf", "-inf"),
+        (4, "negative", "-1e300"),
+        (5, "zero", "0"),
+        (6, "text", "string"),
+    ] {
+        run.assert_stderr_lines(&[&format!(
+            "{job}: .quire/ci.fnl:{line}: runtime.sh: :timeout must be a positive number of seconds, got {got}"
+        )]);
+    }
+    assert_eq!(
+        run.event_lines().last().unwrap(),
+        r#"{"type":"run_finished","outcome":"failed"}"#
+    );
+}
+
+#[test]
+fn env_names_that_cannot_name_a_variable_fail_the_job_before_the_command() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :equals [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"A=B" "x"}})))
+(ci.job :empty [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"" "x"}})))
+(ci.job :number [:quire/push] (fn [runtime] (runtime.sh "true" {:env {1 "x"}})))
+(ci.job :sequence [:quire/push] (fn [runtime] (runtime.sh "true" {:env ["A=x"]})))
+(ci.job :boolean [:quire/push] (fn [runtime] (runtime.sh "true" {:env {true "x"}})))
+(ci.job :nul-name [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"A\0B" "x"}})))
+(ci.job :nul-value [:quire/push] (fn [runtime] (runtime.sh "true" {:env {:A "x\0y"}})))
+(ci.job :fine [:quire/push]
+  (fn [runtime]
+    (runtime.sh "echo \"$A $B $C $D\"" {:env {:A "x=y" :B 1 :C true :D 1.5}})))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let strings = r#"(:env maps names to values, as in {:NAME "value"})"#;
+    run.assert_stderr_lines(&[
+        "equals: .quire/ci.fnl:2: runtime.sh: :env name 'A=B' contains '=', which cannot be in a variable's name",
+        "empty: .quire/ci.fnl:3: runtime.sh: :env has an empty name",
+        &format!("number: .quire/ci.fnl:4: runtime.sh: :env names must be strings, got the number 1 {strings}"),
+        &format!("sequence: .quire/ci.fnl:5: runtime.sh: :env names must be strings, got the number 1 {strings}"),
+        &format!("boolean: .quire/ci.fnl:6: runtime.sh: :env names must be strings, got boolean {strings}"),
+        r"nul-name: .quire/ci.fnl:7: runtime.sh: :env name 'A\0B' contains a NUL byte, which cannot be in a variable's name",
+        "nul-value: .quire/ci.fnl:8: runtime.sh: :env A contains a NUL byte, which cannot be in a variable's value",
+    ]);
+    // None of them ran a command; the one that is fine did.
+    let lines = run.event_lines();
+    let commands: Vec<&String> = lines.iter().filter(|l| l.contains(r#""type":"sh_started""#)).collect();
+    assert_eq!(
+        commands,
+        [r#"{"type":"sh_started","job_id":"fine","cmd":"echo \"$A $B $C $D\""}"#]
+    );
+    assert_eq!(cri_lines(&ws.log("fine", 1)), ["stdout F x=y 1 true 1.5"]);
+}
+
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .arg("-C")

@@ -184,3 +184,20 @@ fn reports_of_a_run_hold_no_secret() {
         &std::fs::read(ws.path().join("history.db")).unwrap(),
     );
 }
+
+#[test]
+fn a_secret_declared_twice_is_a_usage_error_naming_it() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push] (fn [runtime] (runtime.sh \"touch ran\")))\n",
+    );
+    // KEY is declared by run_with_secrets already, from a file.
+    let run = run_with_secrets(&ws, "events.jsonl", &["--secret", "KEY=env:QUIRE_TEST_TOKEN"]);
+    run.assert_code(2);
+    run.assert_stderr_lines(&[
+        "  × secret KEY is declared twice: --secret KEY=file:key.txt and --secret KEY=env:QUIRE_TEST_TOKEN",
+        "  help: declare each secret once; for two values, give them two names",
+    ]);
+    assert!(!ws.path().join("ran").exists());
+    assert!(!ws.path().join("events.jsonl").exists());
+    assert_no_leak("stderr", run.stderr.as_bytes());
+}

@@ -113,3 +113,88 @@ fn the_dot_output_renders_with_graphviz() {
         "{svg}"
     );
 }
+
+#[test]
+fn ids_that_are_not_names_are_errors_labelled_on_the_id() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job ".." [:quire/push] (fn [runtime] (runtime.sh "true")))
+(ci.job "." [:quire/push] (fn [] nil))
+(ci.job "x\0y" [:quire/push] (fn [] nil))
+(ci.job "two\nlines" [:quire/push] (fn [] nil))
+(ci.job "bell\a" [:quire/push] 42)
+(ci.job " é.ok " [:quire/push] (fn [] nil))
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    let not_a_path = "a job's logs go to jobs/<id>/, and '{}' would put them outside it; name the job with a word";
+    let printable =
+        "  help: a job id is shown on the terminal, in the events and in log paths: use printable characters";
+    run.assert_stderr_lines(&[
+        "  × invalid pipeline: 6 errors",
+        "  × job id '..' is not allowed",
+        "   ╭─[.quire/ci.fnl:2:9]",
+        &format!("  help: {}", not_a_path.replace("{}", "..")),
+        "  × job id '.' is not allowed",
+        "   ╭─[.quire/ci.fnl:3:9]",
+        &format!("  help: {}", not_a_path.replace("{}", ".")),
+        r"  × job id 'x\0y' contains a control character ('\0')",
+        "   ╭─[.quire/ci.fnl:4:9]",
+        r"  × job id 'two\nlines' contains a control character ('\n')",
+        "   ╭─[.quire/ci.fnl:5:9]",
+        printable,
+        r"  × job id 'bell\u{7}' contains a control character ('\u{7}')",
+        "   ╭─[.quire/ci.fnl:6:9]",
+        // The rest of a job with a bad id is still checked, and named printably.
+        r"  × job 'bell\u{7}': run-fn must be a function, got integer",
+        "   ╭─[.quire/ci.fnl:6:32]",
+    ]);
+    // Not one line of the report is broken by the ids.
+    assert!(
+        !run.stderr.lines().any(|line| line.starts_with("lines")),
+        "{}",
+        run.stderr
+    );
+
+    // A run stops before anything runs: nothing lands beside jobs/.
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let events = run.events();
+    assert_eq!(events.len(), 1, "{}", run.stdout);
+    assert_eq!(events[0]["type"], "run_finished");
+    assert_eq!(events[0]["outcome"], "failed");
+    assert!(!ws.path().join("out/sh-1.log").exists());
+    assert!(!ws.path().join("out/jobs").exists());
+}
+
+#[test]
+fn a_run_fn_of_two_or_more_arguments_is_an_error_labelled_on_it() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :none [:quire/push] (fn [] nil))
+(ci.job :one [:quire/push] (fn [runtime] nil))
+(ci.job :destructured [:quire/push] (fn [{: sh}] nil))
+(ci.job :vararg [:quire/push] (fn [...] nil))
+(ci.job :lambda [:quire/push] (λ [?runtime] nil))
+(ci.job :two [:quire/push] (fn [runtime extra] nil))
+(ci.job :three [:two]
+  (fn [a b c ...] nil))
+(ci.job :after [:three] (fn [] nil))
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    let help = "  help: a run-fn takes the runtime table or nothing: (fn [runtime] …) or (fn [] …)";
+    run.assert_stderr_lines(&[
+        // Only these two; `after`, below them, is not also unreachable.
+        "  × invalid pipeline: 2 errors",
+        "  × job 'two': run-fn takes 2 arguments, but it is called with one, the runtime table",
+        "   ╭─[.quire/ci.fnl:7:28]",
+        help,
+        "  × job 'three': run-fn takes 3 arguments, but it is called with one, the runtime table",
+        // Two-digit line numbers widen the gutter.
+        "    ╭─[.quire/ci.fnl:9:3]",
+    ]);
+}

@@ -136,8 +136,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
-    /// The commit being built [default: the workspace's HEAD]
-    #[arg(long, value_name = "SHA")]
+    /// The commit being built, 40 hex digits [default: the workspace's HEAD]
+    #[arg(long, value_name = "SHA", value_parser = parse_sha)]
     pub sha: Option<String>,
 
     /// The ref being built, e.g. refs/heads/main [default: the workspace's current ref]
@@ -196,19 +196,38 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `90`, `1.5`, `10m`, `1h30m`: positive. One longer than a `Duration`
+/// holds (`1e300`, `inf`) is `Duration::MAX`, which no command outlives: the
+/// same as no timeout, as for a `:timeout` that large.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds");
     if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(invalid);
+        if secs.is_nan() || secs <= 0.0 {
+            return Err(invalid());
+        }
+        return match Duration::try_from_secs_f64(secs) {
+            Ok(d) if d.is_zero() => Err(invalid()),
+            Ok(d) => Ok(d),
+            Err(_) => Ok(Duration::MAX),
+        };
     }
     let signed: jiff::SignedDuration = text.parse().map_err(|_| invalid())?;
     Duration::try_from(signed)
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(invalid)
+}
+
+/// A commit id as the event stream carries it (`run_started.sha`): 40 hex
+/// digits, written in lower case as git does.
+fn parse_sha(text: &str) -> Result<String, String> {
+    if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "invalid sha '{text}': expected the 40 hex digits of a commit, e.g. --sha $(git rev-parse HEAD)"
+        ))
+    }
 }
 
 /// The Lua VM needs about this much to start; a smaller limit could not run anything.
@@ -267,6 +286,46 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("soon").is_err());
+        // Too short to count, or not a number of seconds at all.
+        for text in ["1e-10", "-1", "-0", "nan", "NaN", "-inf"] {
+            assert_eq!(
+                parse_duration(text),
+                Err(format!(
+                    "invalid duration '{text}': expected e.g. 30s, 10m, 1h30m or a number of seconds"
+                ))
+            );
+        }
+        // Longer than anything runs: no timeout.
+        for text in ["1e300", "inf", "18446744073709551616"] {
+            assert_eq!(parse_duration(text), Ok(Duration::MAX), "{text}");
+        }
+        // It fits a Duration, not the clock: the process layer makes it none.
+        assert_eq!(
+            parse_duration("1e19"),
+            Ok(Duration::from_secs(10_000_000_000_000_000_000))
+        );
+    }
+
+    #[test]
+    fn shas() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(parse_sha(sha), Ok(sha.to_string()));
+        assert_eq!(parse_sha(&sha.to_ascii_uppercase()), Ok(sha.to_string()));
+        for bad in [
+            "",
+            "abc",
+            &sha[1..],
+            &format!("{sha}8"),
+            &sha.replace('a', "g"),
+            &format!("{} ", &sha[..39]),
+        ] {
+            assert_eq!(
+                parse_sha(bad),
+                Err(format!(
+                    "invalid sha '{bad}': expected the 40 hex digits of a commit, e.g. --sha $(git rev-parse HEAD)"
+                ))
+            );
+        }
     }
 
     #[test]

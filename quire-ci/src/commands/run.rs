@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use quire_core::ci::event::{EventKind, RunOutcome};
-use quire_core::ci::run::{self, RunEnd, RunRequest, render_plain};
+use quire_core::ci::run::{self, RunEnd, RunRequest, SecretSpec, render_plain};
 use quire_core::ci::runtime::{Emitter, Observer};
 use quire_core::ci::schedule::Stop;
 use tokio::sync::Notify;
@@ -39,9 +39,36 @@ enum SetupError {
     #[error("{0}")]
     #[diagnostic(code(quire::record))]
     Record(String),
+    #[error("secret {name} is declared twice: --secret {first} and --secret {second}")]
+    #[diagnostic(
+        code(quire::secret),
+        help("declare each secret once; for two values, give them two names")
+    )]
+    DuplicateSecret {
+        name: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// A secret declared twice (the first found), whose value would be whichever came last.
+fn duplicate_secret(secrets: &[SecretSpec]) -> Option<SetupError> {
+    secrets.iter().enumerate().find_map(|(i, second)| {
+        let first = secrets[..i].iter().find(|first| first.name == second.name)?;
+        Some(SetupError::DuplicateSecret {
+            name: second.name.clone(),
+            first: first.to_string(),
+            second: second.to_string(),
+        })
+    })
 }
 
 pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
+    // A mistake in the flags, like one clap finds: nothing runs, nothing is recorded.
+    if let Some(error) = duplicate_secret(&args.secrets) {
+        report_error(error);
+        return exit::USAGE;
+    }
     // The sink comes first: from here on, every way the run ends is recorded.
     let sink = match EventSink::open(&args.events) {
         Ok(sink) => Rc::new(RefCell::new(sink)),

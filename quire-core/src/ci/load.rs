@@ -92,6 +92,18 @@ impl Diagnostic for SourceDiagnostic {
 impl SourceDiagnostic {
     /// Attach the source line `location` points at, reading the file from the workspace.
     fn new(message: String, help: Option<String>, location: Option<Location>, workspace: &Path) -> Self {
+        Self::on_argument(message, help, location, None, workspace)
+    }
+
+    /// [`SourceDiagnostic::new`], labelled on argument `argument` (from 1)
+    /// of the `ci.job` call at `location` when there is one.
+    fn on_argument(
+        message: String,
+        help: Option<String>,
+        location: Option<Location>,
+        argument: Option<usize>,
+        workspace: &Path,
+    ) -> Self {
         let mut diagnostic = SourceDiagnostic {
             message,
             help,
@@ -103,7 +115,7 @@ impl SourceDiagnostic {
             && let Ok(text) = std::fs::read_to_string(workspace.join(&location.file))
         {
             let text: Arc<str> = text.into();
-            diagnostic.span = span_of_line(&text, &location, location.file.ends_with(".fnl"));
+            diagnostic.span = span_of_line(&text, &location, location.file.ends_with(".fnl"), argument);
             diagnostic.code = Some(NamedSource::new(&location.file, text));
         }
         diagnostic
@@ -177,7 +189,10 @@ pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, Lo
                          message,
                          help,
                          location,
-                     }| { SourceDiagnostic::new(message, help, location, workspace) },
+                         argument,
+                     }| {
+                        SourceDiagnostic::on_argument(message, help, location, argument, workspace)
+                    },
                 )
                 .collect(),
         )
@@ -218,8 +233,9 @@ pub fn error_location(message: &str) -> Option<Location> {
 
 /// The span to label for something declared at `location`: in Fennel, the
 /// list form that starts on that line (the `(ci.job …)` call when there is
-/// one); otherwise the line itself.
-fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool) -> Option<SourceSpan> {
+/// one, or its argument `argument`, from 1, when asked for and given);
+/// otherwise the line itself.
+fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool, argument: Option<usize>) -> Option<SourceSpan> {
     let line_start = source
         .split_inclusive('\n')
         .take(location.line.checked_sub(1)?)
@@ -239,23 +255,53 @@ fn span_of_line(source: &Arc<str>, location: &Location, fennel: bool) -> Option<
             }
             if let FormKind::List(items) | FormKind::Seq(items) = &form.kind {
                 if (line_start..=line_end).contains(&form.span.start) {
-                    let is_registration = items
-                        .first()
-                        .and_then(|h| h.as_sym())
-                        .is_some_and(|s| s.ends_with(".job") || s.ends_with(".image") || s.ends_with(".mirror"));
+                    let head = items.first().and_then(|h| h.as_sym()).unwrap_or("");
+                    let is_registration =
+                        head.ends_with(".job") || head.ends_with(".image") || head.ends_with(".mirror");
                     // Prefer a registration call, then the form that starts first (the outermost).
                     let candidate = (!is_registration, form.span.start, form.span.end);
-                    if best.is_none_or(|b| candidate < b) {
-                        best = Some(candidate);
+                    if best.is_none_or(|(b, _)| candidate < b) {
+                        let part = argument.filter(|_| head.ends_with(".job")).and_then(|n| items.get(n));
+                        best = Some((candidate, part.map(|p| p.span)));
                     }
                 }
                 stack.extend(items.iter());
             }
         }
-        if let Some((_, start, end)) = best {
-            return Some((start, end - start).into());
+        if let Some(((_, start, end), part)) = best {
+            return Some(match part {
+                Some(part) => (part.start, part.end - part.start).into(),
+                None => (start, end - start).into(),
+            });
         }
     }
     let indent = line_text.len() - line_text.trim_start().len();
     Some((line_start + indent, line_text.trim().len()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(source: &str, line: usize, argument: Option<usize>) -> &str {
+        let text: Arc<str> = source.into();
+        let location = Location {
+            file: ".quire/ci.fnl".into(),
+            line,
+        };
+        let span = span_of_line(&text, &location, true, argument).expect("a span");
+        &source[span.offset()..span.offset() + span.len()]
+    }
+
+    #[test]
+    fn an_argument_of_a_job_call_is_labelled_alone() {
+        let source = "(local ci (require :quire.ci))\n  (ci.job :a [:quire/push] 42)\n(ci.mirror \"url\" {})\n";
+        assert_eq!(labelled(source, 2, None), "(ci.job :a [:quire/push] 42)");
+        assert_eq!(labelled(source, 2, Some(1)), ":a");
+        assert_eq!(labelled(source, 2, Some(3)), "42");
+        // An argument the call does not have: the call.
+        assert_eq!(labelled(source, 2, Some(4)), "(ci.job :a [:quire/push] 42)");
+        // Arguments are those of ci.job only.
+        assert_eq!(labelled(source, 3, Some(1)), "(ci.mirror \"url\" {})");
+    }
 }

@@ -113,6 +113,7 @@ pub struct ShRequest {
     pub cwd: PathBuf,
     /// Added to (or overriding) the runner's own environment.
     pub env: Vec<(String, String)>,
+    /// None, or one too long for the clock to count (`Duration::MAX`): no timeout.
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL on timeout or cancellation.
     pub kill_grace: Duration,
@@ -175,6 +176,17 @@ pub enum ShError {
     },
 }
 
+/// The instant `wait` from now, or `None` when the clock cannot count that
+/// far (a timeout of `u64::MAX` seconds, `math.huge` from Lua): no command
+/// can run that long, so such a wait never ends. tokio rounds a deadline up
+/// to the next millisecond, which must not overflow either, hence the second
+/// of headroom asked for.
+fn deadline_after(wait: Duration) -> Option<Instant> {
+    let at = Instant::now().checked_add(wait)?;
+    at.checked_add(Duration::from_secs(1))?;
+    Some(at)
+}
+
 /// Run one command to its end. See the module docs.
 ///
 /// `on_line` gets every piece written to the log (redacted, no newline).
@@ -234,7 +246,7 @@ pub async fn run_with_capture_limit(
     let mut cancel_live = true;
     // One timer for whatever comes next: the timeout, the SIGKILL after a
     // SIGTERM, or the end of draining.
-    let mut deadline = req.timeout.map(|t| Instant::now() + t);
+    let mut deadline = req.timeout.and_then(deadline_after);
     let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
     tokio::pin!(timer);
 
@@ -257,7 +269,7 @@ pub async fn run_with_capture_limit(
                 // (someone else reaped it); the group was just killed.
                 status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
                 phase = Phase::Draining;
-                deadline = Some(Instant::now() + req.kill_grace.max(MIN_DRAIN));
+                deadline = deadline_after(req.kill_grace.max(MIN_DRAIN));
                 // Usually the pipes hold the last output and their end now:
                 // read them straight away rather than after another turn of
                 // the event loop.
@@ -274,7 +286,7 @@ pub async fn run_with_capture_limit(
                             if phase == Phase::Running {
                                 group.signal(libc::SIGTERM);
                                 phase = Phase::Terminating;
-                                deadline = Some(Instant::now() + req.kill_grace);
+                                deadline = deadline_after(req.kill_grace);
                             }
                         }
                     }
@@ -286,7 +298,7 @@ pub async fn run_with_capture_limit(
                         timed_out = true;
                         group.signal(libc::SIGTERM);
                         phase = Phase::Terminating;
-                        deadline = Some(Instant::now() + req.kill_grace);
+                        deadline = deadline_after(req.kill_grace);
                     }
                     Phase::Terminating => {
                         group.signal(libc::SIGKILL);
@@ -1120,6 +1132,23 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(20));
         assert_eq!((ran.out.exit_code, ran.out.timed_out), (124, true));
         assert_eq!(ran.out.stdout, b"");
+    }
+
+    #[test]
+    fn waits_too_long_for_the_clock_never_end_and_do_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = sh(dir.path(), "echo ran");
+        r.timeout = Some(Duration::MAX);
+        r.kill_grace = Duration::MAX;
+        let ran = run_with(&r, &[]);
+        assert_eq!((ran.out.exit_code, ran.out.timed_out), (0, false));
+        assert_eq!(ran.out.stdout, b"ran\n");
+        // Seconds that fit a Duration but not the clock (i64 seconds).
+        r.timeout = Some(Duration::from_secs(i64::MAX as u64));
+        let ran = run_with(&r, &[]);
+        assert_eq!((ran.out.exit_code, ran.out.timed_out), (0, false));
+        assert_eq!(deadline_after(Duration::MAX), None);
+        assert!(deadline_after(Duration::from_secs(1)).is_some());
     }
 
     #[test]

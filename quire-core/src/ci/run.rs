@@ -64,6 +64,16 @@ impl FromStr for SecretSpec {
     }
 }
 
+/// The spec as it is written on the command line: `NAME=env:VAR`, `NAME=file:PATH`.
+impl std::fmt::Display for SecretSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            SecretSource::Env(var) => write!(f, "{}=env:{var}", self.name),
+            SecretSource::File(path) => write!(f, "{}=file:{}", self.name, path.display()),
+        }
+    }
+}
+
 /// Everything `quire-ci run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -345,5 +355,8 @@ mod tests {
                 .contains("unknown secret source")
         );
         assert!("A B=env:X".parse::<SecretSpec>().is_err());
+        for spec in ["TOKEN=env:GH_TOKEN", "key=file:./k.txt"] {
+            assert_eq!(spec.parse::<SecretSpec>().unwrap().to_string(), spec);
+        }
     }
 }

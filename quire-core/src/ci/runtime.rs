@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::event::{Event, EventKind};
 use super::pipeline::register::caller_location;
-use super::pipeline::{Location, Pipeline, SOURCES};
+use super::pipeline::{Location, Pipeline, SOURCES, printable};
 use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShRequest};
 use super::schedule::Stop;
 use crate::secret::Redactor;
@@ -448,20 +448,27 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
         };
         match (key.as_str(), value) {
             ("env", Value::Table(env)) => {
-                for pair in env.pairs::<String, Value>() {
+                for pair in env.pairs::<Value, Value>() {
                     let (name, value) = pair.map_err(|e| format!(":env: {e}"))?;
+                    let name = env_name(&name)?;
+                    let shown = printable(&name);
                     let value = match value {
                         Value::String(s) => s
                             .to_str()
-                            .map_err(|_| format!(":env {name} is not valid UTF-8"))?
+                            .map_err(|_| format!(":env {shown} is not valid UTF-8"))?
                             .to_string(),
                         Value::Integer(i) => i.to_string(),
                         Value::Number(n) => n.to_string(),
                         Value::Boolean(b) => b.to_string(),
                         other => {
-                            return Err(format!(":env {name} must be a string, got {}", other.type_name()));
+                            return Err(format!(":env {shown} must be a string, got {}", other.type_name()));
                         }
                     };
+                    if value.contains('\0') {
+                        return Err(format!(
+                            ":env {shown} contains a NUL byte, which cannot be in a variable's value"
+                        ));
+                    }
                     request.env.push((name, value));
                 }
                 request.env.sort();
@@ -470,8 +477,11 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
                 request.cwd = confine(&ctx.run.workspace, &dir.to_string_lossy())?;
             }
             ("timeout", Value::Integer(secs)) if secs > 0 => request.timeout = Some(Duration::from_secs(secs as u64)),
-            ("timeout", Value::Number(secs)) if secs > 0.0 && secs.is_finite() => {
-                request.timeout = Some(Duration::from_secs_f64(secs))
+            // Past what a Duration holds (`math.huge` included) no command
+            // can run: no timeout, overriding `--timeout`. The process layer
+            // treats one the clock cannot count the same way.
+            ("timeout", Value::Number(secs)) if secs > 0.0 => {
+                request.timeout = Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
             }
             ("timeout", other) => {
                 return Err(format!(
@@ -493,11 +503,59 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
     Ok((request, allow_failure))
 }
 
+/// A key of `:env`, if it can name an environment variable: a non-empty
+/// string without `=` (the environment's `NAME=value` would split at the
+/// first one, setting another variable) or NUL.
+fn env_name(key: &Value) -> Result<String, String> {
+    let name = match key {
+        Value::String(s) => s
+            .to_str()
+            .map_err(|_| ":env has a name that is not valid UTF-8".to_string())?,
+        other => {
+            let got = match other {
+                Value::Integer(_) | Value::Number(_) => format!("the number {}", show(other)),
+                other => other.type_name().to_string(),
+            };
+            return Err(format!(
+                ":env names must be strings, got {got} (:env maps names to values, as in {{:NAME \"value\"}})"
+            ));
+        }
+    };
+    if name.is_empty() {
+        Err(":env has an empty name".to_string())
+    } else if name.contains('=') {
+        Err(format!(
+            ":env name '{}' contains '=', which cannot be in a variable's name",
+            printable(&name)
+        ))
+    } else if name.contains('\0') {
+        Err(format!(
+            ":env name '{}' contains a NUL byte, which cannot be in a variable's name",
+            printable(&name)
+        ))
+    } else {
+        Ok(name.to_string())
+    }
+}
+
 fn show(value: &Value) -> String {
     match value {
         Value::Integer(i) => i.to_string(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => show_number(*n),
         other => other.type_name().to_string(),
+    }
+}
+
+/// A float the way a person wrote it: `-1e300`, not three hundred digits.
+fn show_number(n: f64) -> String {
+    if n.is_nan() {
+        "nan".to_string()
+    } else if n.is_infinite() {
+        if n > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if n == 0.0 || (1e-4..1e15).contains(&n.abs()) {
+        n.to_string()
+    } else {
+        format!("{n:e}")
     }
 }
 
@@ -602,4 +660,54 @@ async fn sh(
         result.raw_set("stderr-truncated", true)?;
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_are_strings_that_can_name_a_variable() {
+        let lua = Lua::new();
+        let string = |s: &str| Value::String(lua.create_string(s).unwrap());
+        for name in ["PATH", "lower_case", "with.dot", "with-dash", "é", "A B"] {
+            assert_eq!(env_name(&string(name)), Ok(name.to_string()));
+        }
+        assert_eq!(
+            env_name(&string("A=B")),
+            Err(":env name 'A=B' contains '=', which cannot be in a variable's name".into())
+        );
+        assert_eq!(
+            env_name(&string("A\0B")),
+            Err(r":env name 'A\0B' contains a NUL byte, which cannot be in a variable's name".into())
+        );
+        assert_eq!(env_name(&string("")), Err(":env has an empty name".into()));
+        let hint = r#"(:env maps names to values, as in {:NAME "value"})"#;
+        assert_eq!(
+            env_name(&Value::Integer(1)),
+            Err(format!(":env names must be strings, got the number 1 {hint}"))
+        );
+        assert_eq!(
+            env_name(&Value::Number(-1e300)),
+            Err(format!(":env names must be strings, got the number -1e300 {hint}"))
+        );
+        assert_eq!(
+            env_name(&Value::Table(lua.create_table().unwrap())),
+            Err(format!(":env names must be strings, got table {hint}"))
+        );
+        assert_eq!(
+            env_name(&Value::String(lua.create_string(b"\xff").unwrap())),
+            Err(":env has a name that is not valid UTF-8".into())
+        );
+    }
+
+    #[test]
+    fn numbers_in_messages_read_as_written() {
+        assert_eq!(show_number(-1e300), "-1e300");
+        assert_eq!(show_number(1.5), "1.5");
+        assert_eq!(show_number(0.0), "0");
+        assert_eq!(show_number(f64::NAN), "nan");
+        assert_eq!(show_number(f64::NEG_INFINITY), "-inf");
+        assert_eq!(show_number(1e-7), "1e-7");
+    }
 }

@@ -14,6 +14,20 @@ use mlua::Function;
 /// The sources a job may name as input. Their output is provided by the runner.
 pub const SOURCES: &[&str] = &["quire/push"];
 
+/// `text` with its control characters escaped (`\n`, `\0`, `\u{1b}`), to
+/// quote a name that may hold them without breaking the message's lines.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Where in the pipeline code something was declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {

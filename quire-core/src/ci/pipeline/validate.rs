@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use mlua::Value;
 
 use super::register::{JobRegistration, Registry};
-use super::{Job, Location, Pipeline, SOURCES};
+use super::{Job, Location, Pipeline, SOURCES, printable};
 
 /// One thing wrong with the pipeline, at one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,16 @@ pub struct PipelineError {
     pub message: String,
     pub help: Option<String>,
     pub location: Option<Location>,
+    /// The argument of the `ci.job` call at `location` the error is about
+    /// (from 1: the id, the inputs, the run-fn), to label rather than the
+    /// whole call; `None` for the call.
+    pub argument: Option<usize>,
 }
+
+/// [`PipelineError::argument`] of a job's id.
+const ID: usize = 1;
+/// [`PipelineError::argument`] of a job's run-fn.
+const RUN_FN: usize = 3;
 
 impl PipelineError {
     fn new(message: impl Into<String>, location: &Option<Location>) -> Self {
@@ -22,11 +31,17 @@ impl PipelineError {
             message: message.into(),
             help: None,
             location: location.clone(),
+            argument: None,
         }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    fn on(mut self, argument: usize) -> Self {
+        self.argument = Some(argument);
         self
     }
 }
@@ -73,17 +88,38 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
         let id = job_id(reg, &mut errors);
         // Keep checking a job whose id is wrong, so every mistake is reported at once.
         let name = id.clone().unwrap_or_else(|| match &reg.id {
-            Value::String(s) => s.to_string_lossy(),
+            Value::String(s) => printable(&s.to_string_lossy()),
             _ => "?".to_string(),
         });
         let inputs = job_inputs(reg, &name, &mut errors);
         let run_fn = match &reg.run_fn {
-            Value::Function(f) => Some(f.clone()),
+            // A run-fn is called with one argument; a second parameter
+            // would always be nil. `...` takes what it is given, and C
+            // functions declare no parameters.
+            Value::Function(f) => match f.info().num_params {
+                0 | 1 => Some(f.clone()),
+                n => {
+                    errors.push(
+                        PipelineError::new(
+                            format!(
+                                "job '{name}': run-fn takes {n} arguments, but it is called with one, the runtime table"
+                            ),
+                            &reg.location,
+                        )
+                        .on(RUN_FN)
+                        .help("a run-fn takes the runtime table or nothing: (fn [runtime] …) or (fn [] …)"),
+                    );
+                    None
+                }
+            },
             other => {
-                errors.push(PipelineError::new(
-                    format!("job '{name}': run-fn must be a function, got {}", other.type_name()),
-                    &reg.location,
-                ));
+                errors.push(
+                    PipelineError::new(
+                        format!("job '{name}': run-fn must be a function, got {}", other.type_name()),
+                        &reg.location,
+                    )
+                    .on(RUN_FN),
+                );
                 None
             }
         };
@@ -120,7 +156,11 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
             }
             broken[i] = true;
             let mut error = PipelineError::new(
-                format!("job '{}': input '{input}' is neither a job nor a source", candidate.id),
+                format!(
+                    "job '{}': input '{}' is neither a job nor a source",
+                    candidate.id,
+                    printable(input)
+                ),
                 &candidate.registration.location,
             );
             let nearest = candidates
@@ -237,27 +277,59 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     Ok(Pipeline::new(jobs, image, order))
 }
 
+/// A job id names the job in events, on the terminal and in the path of
+/// its logs, `jobs/<id>/`: a string without `/`, nor control characters, nor
+/// one that names a directory already (`.` and `..`).
 fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<String> {
     let id = match &reg.id {
         Value::String(s) => s.to_string_lossy(),
         other => {
-            errors.push(PipelineError::new(
-                format!(
-                    "ci.job expects a job id (a string or keyword), got {}",
-                    other.type_name()
-                ),
-                &reg.location,
-            ));
+            errors.push(
+                PipelineError::new(
+                    format!(
+                        "ci.job expects a job id (a string or keyword), got {}",
+                        other.type_name()
+                    ),
+                    &reg.location,
+                )
+                .on(ID),
+            );
             return None;
         }
     };
     if id.is_empty() {
-        errors.push(PipelineError::new("job id is empty", &reg.location));
+        errors.push(PipelineError::new("job id is empty", &reg.location).on(ID));
+        return None;
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        errors.push(
+            PipelineError::new(
+                format!(
+                    "job id '{}' contains a control character ('{}')",
+                    printable(&id),
+                    c.escape_debug()
+                ),
+                &reg.location,
+            )
+            .on(ID)
+            .help("a job id is shown on the terminal, in the events and in log paths: use printable characters"),
+        );
+        return None;
+    }
+    if id == "." || id == ".." {
+        errors.push(
+            PipelineError::new(format!("job id '{id}' is not allowed"), &reg.location)
+                .on(ID)
+                .help(format!(
+                    "a job's logs go to jobs/<id>/, and '{id}' would put them outside it; name the job with a word"
+                )),
+        );
         return None;
     }
     if id.contains('/') && !reg.builtin {
         errors.push(
             PipelineError::new(format!("job id '{id}' contains '/'"), &reg.location)
+                .on(ID)
                 .help("'/' is reserved for sources such as quire/push"),
         );
         return None;
@@ -475,6 +547,107 @@ mod tests {
                 .unwrap()
                 .starts_with("inputs name jobs declared")
         );
+    }
+
+    #[test]
+    fn ids_that_are_not_names_are_rejected_on_the_id() {
+        let lua = mlua::Lua::new();
+        let f = lua.create_function(|_, ()| Ok(())).unwrap();
+        let job = |id: &str| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
+            run_fn: mlua::Value::Function(f.clone()),
+            location: None,
+            builtin: false,
+        };
+        let rejected = |id: &str| {
+            let registry = Registry {
+                jobs: vec![job(id)],
+                images: vec![],
+            };
+            let errors = validate(&registry).unwrap_err();
+            assert_eq!(errors.len(), 1, "{id:?}: {errors:?}");
+            assert_eq!(errors[0].argument, Some(ID), "{id:?}");
+            errors[0].message.clone()
+        };
+        assert_eq!(rejected("."), "job id '.' is not allowed");
+        assert_eq!(rejected(".."), "job id '..' is not allowed");
+        assert_eq!(rejected(""), "job id is empty");
+        assert_eq!(rejected("a/b"), "job id 'a/b' contains '/'");
+        assert_eq!(rejected("x\0y"), "job id 'x\\0y' contains a control character ('\\0')");
+        assert_eq!(
+            rejected("two\nlines"),
+            "job id 'two\\nlines' contains a control character ('\\n')"
+        );
+        assert_eq!(
+            rejected("\x1b[31mred"),
+            "job id '\\u{1b}[31mred' contains a control character ('\\u{1b}')"
+        );
+        assert_eq!(
+            rejected("del\x7f"),
+            "job id 'del\\u{7f}' contains a control character ('\\u{7f}')"
+        );
+        // Everything else the design allows is a name.
+        let ids = [
+            "...",
+            ".hidden",
+            "a.b",
+            " spaced ",
+            "é-ü",
+            "odd \"name\"",
+            "build:release",
+        ];
+        let registry = Registry {
+            jobs: ids.iter().map(|id| job(id)).collect(),
+            images: vec![],
+        };
+        let pipeline = validate(&registry).unwrap();
+        assert_eq!(pipeline.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids);
+    }
+
+    #[test]
+    fn a_run_fn_takes_at_most_one_argument() {
+        let lua = mlua::Lua::new();
+        let job = |id: &str, run_fn: &str| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
+            run_fn: mlua::Value::Function(lua.load(run_fn).eval().unwrap()),
+            location: None,
+            builtin: false,
+        };
+        let registry = Registry {
+            jobs: vec![
+                job("none", "function() end"),
+                job("one", "function(runtime) end"),
+                job("vararg", "function(...) end"),
+                job("one-and-vararg", "function(runtime, ...) end"),
+                job("two", "function(runtime, extra) end"),
+                job("three-and-vararg", "function(a, b, c, ...) end"),
+                job("after", "function() end"),
+            ],
+            images: vec![],
+        };
+        let errors = validate(&registry).unwrap_err();
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "job 'two': run-fn takes 2 arguments, but it is called with one, the runtime table",
+                "job 'three-and-vararg': run-fn takes 3 arguments, but it is called with one, the runtime table",
+            ]
+        );
+        assert!(errors.iter().all(|e| e.argument == Some(RUN_FN)));
+
+        // A C function (a built-in) declares no parameters: it is taken.
+        let print: mlua::Function = lua.globals().get("print").unwrap();
+        let registry = Registry {
+            jobs: vec![JobRegistration {
+                run_fn: mlua::Value::Function(print),
+                ..job("c", "function() end")
+            }],
+            images: vec![],
+        };
+        assert!(validate(&registry).is_ok());
     }
 
     #[test]
