@@ -135,6 +135,7 @@ ci.job("other", {"vandal"}, function(rt) rt.sh("echo never either") end)
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // The victim's log could not be made, so its command was not started: 127.
     assert_eq!(
         run.event_lines().join("\n"),
         [
@@ -189,7 +190,7 @@ fn a_log_removed_while_its_command_runs_is_caught_too() {
         r#"
 local ci = require("quire.ci")
 ci.job("vandal", {"quire/push"}, function(rt)
-  rt.sh("echo before; rm -r ../out/jobs; echo into the void", {cwd = "sub"})
+  rt.sh("echo before; rm -r ../out/jobs; echo into the void; exit 5", {cwd = "sub"})
 end)
 "#,
     );
@@ -202,9 +203,62 @@ end)
         "{}",
         run.stderr
     );
+    // Found out once the command had ended: its own exit code is reported.
     assert_eq!(
-        run.event_lines().last().unwrap(),
-        r#"{"type":"run_finished","outcome":"failed"}"#
+        run.event_lines()[2..],
+        [
+            r#"{"type":"sh_started","job_id":"vandal","cmd":"echo before; rm -r ../out/jobs; echo into the void; exit 5"}"#,
+            r#"{"type":"sh_finished","job_id":"vandal","exit_code":5}"#,
+            r#"{"type":"job_finished","job_id":"vandal","outcome":"failed"}"#,
+            r#"{"type":"run_finished","outcome":"failed"}"#,
+        ]
+    );
+}
+
+/// A FIFO at `path` that nothing writes to: reading it waits for ever.
+fn fifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+#[test]
+fn a_command_whose_log_fails_while_it_runs_is_killed_and_its_sh_finished_says_so() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("full", {"quire/push"}, function(rt)
+  rt.sh("echo onto a full disk; exec cat never-written")
+end)
+"#,
+    );
+    fifo(&ws.path().join("never-written"));
+    // The log's first write fails, while the command waits on the FIFO.
+    let log = ws.path().join("out/jobs/full/sh-1.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    let want = format!(
+        "full | failed in <t>: .quire/ci.lua:4: cannot write log {}: No space left on device (os error 28)",
+        log.display()
+    );
+    let stderr = common::mask_durations(&run.stderr);
+    assert!(stderr.lines().any(|l| l == want), "{want:?} missing from\n{stderr}");
+    // It was started, then killed by the runner (SIGKILL): 128 + 9, not 127.
+    assert_eq!(
+        run.event_lines()[2..],
+        [
+            r#"{"type":"sh_started","job_id":"full","cmd":"echo onto a full disk; exec cat never-written"}"#,
+            r#"{"type":"sh_finished","job_id":"full","exit_code":137}"#,
+            r#"{"type":"job_finished","job_id":"full","outcome":"failed"}"#,
+            r#"{"type":"run_finished","outcome":"failed"}"#,
+        ]
     );
 }
 

@@ -550,12 +550,17 @@ async fn sh(
     let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
     let output = match result {
         Ok(output) => output,
-        Err(ShError::Log { path, source }) => {
+        Err(ShError::Log {
+            path,
+            source,
+            exit_code,
+        }) => {
             let message = format!("{location}cannot write log {}: {source}", path.display());
             run.emitter.borrow_mut().fail(RecordError::Log { path, source });
+            // A command whose log could not be made was not started.
             run.emitter.borrow_mut().wire(EventKind::ShFinished {
                 job_id: ctx.job_id.clone(),
-                exit_code: 127,
+                exit_code: exit_code.unwrap_or(process::EXIT_CANNOT_RUN),
             });
             return Err(mlua::Error::runtime(message));
         }
