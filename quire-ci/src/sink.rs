@@ -2,8 +2,8 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
+use quire_core::ci::event::EventKind;
 use quire_core::ci::process::OutputStream;
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
 
@@ -12,7 +12,7 @@ use quire_core::ci::runtime::{Observer, RuntimeEvent};
 pub enum EventSink {
     Null,
     Stdout,
-    File { file: File, path: PathBuf },
+    File(File),
 }
 
 impl EventSink {
@@ -21,27 +21,17 @@ impl EventSink {
         match spec {
             "null" => Ok(EventSink::Null),
             "stdout" => Ok(EventSink::Stdout),
-            path => {
-                let path = PathBuf::from(path);
-                let file = File::create(&path)?;
-                Ok(EventSink::File { file, path })
-            }
+            path => Ok(EventSink::File(File::create(path)?)),
         }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            EventSink::File { path, .. } => Some(path),
-            _ => None,
-        }
-    }
-
-    /// Make the record durable: fsync the file.
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// Make the record durable: fsync the file. Part of writing
+    /// `run_finished`, so that a failure is a failure of the run's end.
+    fn finish(&mut self) -> io::Result<()> {
         match self {
             // Only a regular file can be made durable; a FIFO or a device (/dev/stderr) cannot be fsync'd.
-            EventSink::File { file, .. } if file.metadata()?.is_file() => file.sync_all(),
-            EventSink::File { .. } => Ok(()),
+            EventSink::File(file) if file.metadata()?.is_file() => file.sync_all(),
+            EventSink::File(_) => Ok(()),
             EventSink::Stdout => io::stdout().flush(),
             EventSink::Null => Ok(()),
         }
@@ -59,14 +49,18 @@ impl Observer for EventSink {
         let mut line = event.to_json_line();
         line.push('\n');
         match self {
-            EventSink::File { file, .. } => file.write_all(line.as_bytes()),
+            EventSink::File(file) => file.write_all(line.as_bytes())?,
             EventSink::Stdout => {
                 let mut out = io::stdout().lock();
                 out.write_all(line.as_bytes())?;
-                out.flush()
+                out.flush()?;
             }
-            EventSink::Null => Ok(()),
+            EventSink::Null => {}
         }
+        if matches!(event.kind, EventKind::RunFinished { .. }) {
+            self.finish()?;
+        }
+        Ok(())
     }
 
     /// Output is in the logs, not in the event stream.
