@@ -694,6 +694,47 @@ fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
     assert!(summary.starts_with("run failed in "), "{stderr}");
 }
 
+/// `quire-ci -w <ws> ARGS...` with its stdout closed (`>&-`), which
+/// std::process::Command cannot do itself.
+fn run_with_stdout_closed(ws: &Workspace, args: &str) -> common::Run {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(r#"exec "$0" -w "$1" {args} >&-"#))
+        .arg(env!("CARGO_BIN_EXE_quire-ci"))
+        .arg(ws.path())
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::null())
+        .env("NO_COLOR", "1");
+    common::Run::from(cmd.output().unwrap())
+}
+
+#[test]
+fn events_to_a_stdout_closed_at_start_are_a_setup_error_and_nothing_runs() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("a", {"quire/push"}, function(rt) rt.sh("touch ran") end)
+"#,
+    );
+    let run = run_with_stdout_closed(&ws, "run -q --events stdout");
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "\
+quire::events
+
+  × cannot write the events to stdout: it is closed
+  help: run quire-ci with its stdout open (on a file or a pipe), or give --events a file path
+
+"
+    );
+    assert!(!ws.path().join("ran").exists());
+
+    // With no events for stdout, its being closed does not matter.
+    run_with_stdout_closed(&ws, "run -q").assert_code(0);
+    assert!(ws.path().join("ran").exists());
+}
+
 #[test]
 fn without_out_dir_logs_go_to_a_temporary_directory_removed_at_exit() {
     let ws = Workspace::lua(TWO_JOBS);

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quire_core::ci::event::EventKind;
 use quire_core::ci::process::OutputStream;
@@ -15,13 +16,34 @@ pub enum EventSink {
     File(File),
 }
 
+/// Why `--events` cannot be written to: a set-up error (exit 2), found
+/// before anything runs.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum OpenError {
+    #[error("cannot open the events file {path}: {source}")]
+    #[diagnostic(code(quire::events), help("--events takes null, stdout, or a writable file path"))]
+    File { path: String, source: io::Error },
+    #[error("cannot write the events to stdout: it is closed")]
+    #[diagnostic(
+        code(quire::events),
+        help("run quire-ci with its stdout open (on a file or a pipe), or give --events a file path")
+    )]
+    ClosedStdout,
+}
+
 impl EventSink {
     /// `null`, `stdout`, or a path (created or truncated now, before anything runs).
-    pub fn open(spec: &str) -> io::Result<EventSink> {
+    pub fn open(spec: &str) -> Result<EventSink, OpenError> {
         match spec {
             "null" => Ok(EventSink::Null),
+            "stdout" if STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) => Err(OpenError::ClosedStdout),
             "stdout" => Ok(EventSink::Stdout),
-            path => Ok(EventSink::File(File::create(path)?)),
+            path => File::create(path)
+                .map(EventSink::File)
+                .map_err(|source| OpenError::File {
+                    path: path.to_string(),
+                    source,
+                }),
         }
     }
 
@@ -67,4 +89,22 @@ impl Observer for EventSink {
     fn output(&mut self, _: &str, _: OutputStream, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether fd 1 was closed when quire-ci started. The standard library opens
+/// /dev/null on a closed stdout before `main` runs (so that no file opened
+/// later takes fd 1), and writes there vanish without an error: the stream
+/// would be lost in silence. Only code run before that can tell.
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Run by the loader with the program's other constructors, before the
+/// standard library's start-up code (quire-ci runs on Linux only).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_STDOUT_AT_START: extern "C" fn() = note_stdout_at_start;
+
+extern "C" fn note_stdout_at_start() {
+    // SAFETY: F_GETFD only asks about the descriptor; it fails (EBADF) when it is not open.
+    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
 }

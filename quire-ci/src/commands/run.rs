@@ -28,9 +28,6 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum SetupError {
-    #[error("cannot open the events file {path}: {source}")]
-    #[diagnostic(code(quire::events), help("--events takes null, stdout, or a writable file path"))]
-    Events { path: String, source: std::io::Error },
     #[error("cannot create the log directory {}: {source}", .path.display())]
     #[diagnostic(code(quire::out_dir))]
     OutDir { path: PathBuf, source: std::io::Error },
@@ -42,11 +39,8 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
     // The sink comes first: from here on, every way the run ends is recorded.
     let sink = match EventSink::open(&args.events) {
         Ok(sink) => sink,
-        Err(source) => {
-            report_error(SetupError::Events {
-                path: args.events.clone(),
-                source,
-            });
+        Err(err) => {
+            report_error(err);
             return exit::USAGE;
         }
     };
