@@ -113,6 +113,17 @@ end)
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The `run_finished` line of a run stopped by the log `job`'s sh-`n`.log
+/// in `ws/out` failing with `why`.
+fn run_failed_on_log(ws: &Workspace, job: &str, n: u32, why: &str) -> String {
+    let log = ws.path().join(format!("out/jobs/{job}/sh-{n}.log"));
+    let error = format!("quire::record\n\n  × cannot write log {}: {why}", log.display());
+    format!(
+        r#"{{"type":"run_finished","outcome":"failed","error":{}}}"#,
+        serde_json::to_string(&error).unwrap()
+    )
+}
+
 #[test]
 fn a_log_directory_unwritable_mid_run_stops_the_run_with_exit_3_and_a_complete_stream() {
     let ws = Workspace::lua(
@@ -135,6 +146,7 @@ ci.job("other", {"vandal"}, function(rt) rt.sh("echo never either") end)
         run.stderr
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // The victim's log could not be made, so its command was not started: 127.
     assert_eq!(
         run.event_lines().join("\n"),
         [
@@ -149,7 +161,7 @@ ci.job("other", {"vandal"}, function(rt) rt.sh("echo never either") end)
             r#"{"type":"job_finished","job_id":"victim","outcome":"failed"}"#,
             r#"{"type":"job_skipped","job_id":"later","blocked_by":"victim"}"#,
             r#"{"type":"job_skipped","job_id":"other"}"#,
-            r#"{"type":"run_finished","outcome":"failed"}"#,
+            &run_failed_on_log(&ws, "victim", 1, "Not a directory (os error 20)"),
         ]
         .join("\n")
     );
@@ -180,7 +192,10 @@ end)
         1,
         "{lines:#?}"
     );
-    assert_eq!(lines.last().unwrap(), r#"{"type":"run_finished","outcome":"failed"}"#);
+    assert_eq!(
+        lines.last().unwrap(),
+        &run_failed_on_log(&ws, "vandal", 1, "Not a directory (os error 20)")
+    );
 }
 
 #[test]
@@ -189,7 +204,7 @@ fn a_log_removed_while_its_command_runs_is_caught_too() {
         r#"
 local ci = require("quire.ci")
 ci.job("vandal", {"quire/push"}, function(rt)
-  rt.sh("echo before; rm -r ../out/jobs; echo into the void", {cwd = "sub"})
+  rt.sh("echo before; rm -r ../out/jobs; echo into the void; exit 5", {cwd = "sub"})
 end)
 "#,
     );
@@ -202,9 +217,106 @@ end)
         "{}",
         run.stderr
     );
+    // Found out once the command had ended: its own exit code is reported.
     assert_eq!(
-        run.event_lines().last().unwrap(),
-        r#"{"type":"run_finished","outcome":"failed"}"#
+        run.event_lines()[2..],
+        [
+            r#"{"type":"sh_started","job_id":"vandal","cmd":"echo before; rm -r ../out/jobs; echo into the void; exit 5"}"#,
+            r#"{"type":"sh_finished","job_id":"vandal","exit_code":5}"#,
+            r#"{"type":"job_finished","job_id":"vandal","outcome":"failed"}"#,
+            &run_failed_on_log(
+                &ws,
+                "vandal",
+                1,
+                "the log file was removed or replaced while the command ran"
+            ),
+        ]
+    );
+}
+
+/// A FIFO at `path` that nothing writes to: reading it waits for ever.
+fn fifo(path: &std::path::Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+}
+
+#[test]
+fn a_command_whose_log_fails_while_it_runs_is_killed_and_its_sh_finished_says_so() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("full", {"quire/push"}, function(rt)
+  rt.sh("echo onto a full disk; exec cat never-written")
+end)
+"#,
+    );
+    fifo(&ws.path().join("never-written"));
+    // The log's first write fails, while the command waits on the FIFO.
+    let log = ws.path().join("out/jobs/full/sh-1.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    let want = format!(
+        "full | failed in <t>: .quire/ci.lua:4: cannot write log {}: No space left on device (os error 28)",
+        log.display()
+    );
+    let stderr = common::mask_durations(&run.stderr);
+    assert!(stderr.lines().any(|l| l == want), "{want:?} missing from\n{stderr}");
+    // It was started, then killed by the runner (SIGKILL): 128 + 9, not 127.
+    assert_eq!(
+        run.event_lines()[2..],
+        [
+            r#"{"type":"sh_started","job_id":"full","cmd":"echo onto a full disk; exec cat never-written"}"#,
+            r#"{"type":"sh_finished","job_id":"full","exit_code":137}"#,
+            r#"{"type":"job_finished","job_id":"full","outcome":"failed"}"#,
+            &run_failed_on_log(&ws, "full", 1, "No space left on device (os error 28)"),
+        ]
+    );
+}
+
+#[test]
+fn a_run_whose_log_failed_ends_failed_with_the_error_even_if_every_job_completed() {
+    // The job catches the failing command's error and completes.
+    let ws = Workspace::fennel(
+        r#"
+(local ci (require :quire.ci))
+(ci.job :a [:quire/push]
+  (fn [runtime]
+    (print (pcall runtime.sh "echo one; rm -r ../out/jobs; echo two" {:cwd "sub"}))
+    {}))
+"#,
+    );
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    let run = ws.run_events_within(HANG, &[]);
+    run.assert_code(3);
+    let why = "the log file was removed or replaced while the command ran";
+    assert_eq!(
+        run.event_lines()[1..],
+        [
+            r#"{"type":"job_started","job_id":"a"}"#,
+            r#"{"type":"sh_started","job_id":"a","cmd":"echo one; rm -r ../out/jobs; echo two"}"#,
+            r#"{"type":"sh_finished","job_id":"a","exit_code":0}"#,
+            r#"{"type":"job_finished","job_id":"a","outcome":"complete"}"#,
+            &run_failed_on_log(&ws, "a", 1, why),
+        ]
+    );
+    // The person sees the failure once, with the run's end, which does not say complete.
+    let log = ws.path().join("out/jobs/a/sh-1.log");
+    let error = format!("quire::record\n\n  × cannot write log {}: {why}\n", log.display());
+    let stderr = common::mask_durations(&run.stderr);
+    assert_eq!(stderr.matches("× cannot write log").count(), 1, "{stderr}");
+    assert!(
+        stderr.ends_with(&format!(
+            "{error}\njob  outcome    duration\na    complete   <t>\n\nrun failed in <t>: 1 complete\n"
+        )),
+        "{stderr}"
     );
 }
 

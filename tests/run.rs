@@ -776,14 +776,24 @@ fn an_events_file_on_a_full_disk_stops_the_run_with_exit_3() {
     let ws = Workspace::lua(TWO_JOBS);
     let run = ws.run(&["run", "--events", "/dev/full", "-j", "1"]);
     run.assert_code(3);
-    assert!(
-        run.stderr
-            .contains("cannot write the run record: No space left on device"),
-        "{}",
-        run.stderr
+    // The run stopped before its first job; its end says failed, and why, once.
+    assert_eq!(
+        mask_durations(&run.stderr),
+        "\
+run 000000000000 HEAD: 2 jobs
+build | not run: the run stopped first
+test  | not run: blocked by build
+quire::record
+
+  × cannot write the run record: No space left on device (os error 28)
+
+job    outcome    duration
+build  not run    (run stopped)
+test   not run    (blocked by build)
+
+run failed in <t>: 2 not run
+"
     );
-    // The run stopped: the second job never ran.
-    assert!(!run.stderr.contains("testing app.bin"), "{}", run.stderr);
 }
 
 #[test]
@@ -798,6 +808,53 @@ fn a_reader_that_goes_away_is_a_record_failure_not_a_crash() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("\n  × cannot write the run record: Broken pipe (os error 32)\n"),
+        "{stderr}"
+    );
+    let summary = stderr.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("run failed in "), "{stderr}");
+}
+
+/// `quire-ci -w <ws> ARGS...` with its stdout closed (`>&-`), which
+/// std::process::Command cannot do itself.
+fn run_with_stdout_closed(ws: &Workspace, args: &str) -> common::Run {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(r#"exec "$0" -w "$1" {args} >&-"#))
+        .arg(env!("CARGO_BIN_EXE_quire-ci"))
+        .arg(ws.path())
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::null())
+        .env("NO_COLOR", "1");
+    common::Run::from(cmd.output().unwrap())
+}
+
+#[test]
+fn events_to_a_stdout_closed_at_start_are_a_setup_error_and_nothing_runs() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+ci.job("a", {"quire/push"}, function(rt) rt.sh("touch ran") end)
+"#,
+    );
+    let run = run_with_stdout_closed(&ws, "run -q --events stdout");
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "\
+quire::events
+
+  × cannot write the events to stdout: it is closed
+  help: run quire-ci with its stdout open (on a file or a pipe), or give --events a file path
+
+"
+    );
+    assert!(!ws.path().join("ran").exists());
+
+    // With no events for stdout, its being closed does not matter.
+    run_with_stdout_closed(&ws, "run -q").assert_code(0);
+    assert!(ws.path().join("ran").exists());
 }
 
 #[test]

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use quire_core::ci::event::{EventKind, RunOutcome};
-use quire_core::ci::run::{self, RunEnd, RunRequest, SecretSpec, render_plain};
+use quire_core::ci::event::RunOutcome;
+use quire_core::ci::run::{self, RunRequest, SecretSpec, render_plain};
 use quire_core::ci::runtime::{Emitter, Observer};
 use quire_core::ci::schedule::Stop;
+use quire_core::secret::Redactor;
 use tokio::sync::Notify;
 
 use super::resolve_workspace;
@@ -27,18 +28,12 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 enum SetupError {
-    // The io errors are in the messages, not `source`s: miette would print them a second time.
-    #[error("cannot open the events file {path}: {error}")]
-    #[diagnostic(code(quire::events), help("--events takes null, stdout, or a writable file path"))]
-    Events { path: String, error: std::io::Error },
+    // The io error is in the message, not a `source`: miette would print it a second time.
     #[error("cannot create the log directory {}: {error}", .path.display())]
     #[diagnostic(code(quire::out_dir))]
     OutDir { path: PathBuf, error: std::io::Error },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("{0}")]
-    #[diagnostic(code(quire::record))]
-    Record(String),
     #[error("secret {name} is declared twice: --secret {first} and --secret {second}")]
     #[diagnostic(
         code(quire::secret),
@@ -71,45 +66,32 @@ pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
     }
     // The sink comes first: from here on, every way the run ends is recorded.
     let sink = match EventSink::open(&args.events) {
-        Ok(sink) => Rc::new(RefCell::new(sink)),
-        Err(error) => {
-            report_error(SetupError::Events {
-                path: args.events.clone(),
-                error,
-            });
+        Ok(sink) => sink,
+        Err(err) => {
+            report_error(err);
             return exit::USAGE;
         }
     };
     let reporter = Rc::new(RefCell::new(Reporter::stderr(args.quiet)));
-    let observers: Vec<Box<dyn Observer>> = vec![Box::new(reporter.clone()), Box::new(sink.clone())];
+    // The sink first: when it fails to write `run_finished`, the reporter's
+    // summary already says the run failed, and why (Emitter::run_finished).
+    let observers: Vec<Box<dyn Observer>> = vec![Box::new(sink), Box::new(reporter.clone())];
     let emitter = Rc::new(RefCell::new(Emitter::new(observers)));
 
-    let code = match prepare(workspace, args) {
-        Ok((request, _temp_dir)) => execute(request, emitter.clone(), reporter),
-        Err(message) => {
-            let error = Some(message);
-            emitter.borrow_mut().wire(EventKind::RunFinished {
-                outcome: RunOutcome::Failed,
-                error,
-            });
-            match emitter.borrow_mut().take_failure() {
-                Some(failure) => record_failed(&failure.to_string()),
-                None => exit::USAGE,
-            }
-        }
-    };
-    let finished = sink.borrow_mut().finish();
-    match finished {
-        // A record that already failed has been reported once; don't pile on.
-        Err(err) if code != RECORD_FAILED => {
-            let what = sink
-                .borrow()
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "stdout".into());
-            record_failed(&format!("cannot flush the events to {what}: {err}"))
-        }
-        _ => code,
+    match prepare(workspace, args) {
+        Ok((request, _temp_dir)) => execute(request, emitter, reporter),
+        Err(message) => set_up_failed(&emitter, message),
+    }
+}
+
+/// End the stream of a run that could not be set up: exit 2, or 3 if the
+/// stream could not be written either.
+fn set_up_failed(emitter: &RefCell<Emitter>, message: String) -> u8 {
+    let mut emitter = emitter.borrow_mut();
+    emitter.run_finished(RunOutcome::Failed, Some(message), &Redactor::default());
+    match emitter.take_failure() {
+        Some(_) => exit::RECORD,
+        None => exit::USAGE,
     }
 }
 
@@ -162,14 +144,7 @@ fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempf
 fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefCell<Reporter<Stderr>>>) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            let error = Some(render_plain(&SetupError::Runtime(err)));
-            emitter.borrow_mut().wire(EventKind::RunFinished {
-                outcome: RunOutcome::Failed,
-                error,
-            });
-            return exit::USAGE;
-        }
+        Err(err) => return set_up_failed(&emitter, render_plain(&SetupError::Runtime(err))),
     };
     let local = tokio::task::LocalSet::new();
     let end = local.block_on(&runtime, async {
@@ -202,18 +177,8 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
         });
         run::run(request, emitter, stop).await
     });
-    match end {
-        RunEnd::RecordFailed(failure) => record_failed(&failure.to_string()),
-        end => u8::try_from(end.exit_code()).unwrap_or(exit::FAILED),
-    }
-}
-
-/// Exit code: the run record or a log could not be written.
-const RECORD_FAILED: u8 = 3;
-
-fn record_failed(message: &str) -> u8 {
-    report_error(SetupError::Record(message.to_string()));
-    RECORD_FAILED
+    // A record failure was shown with the run's end, as its error.
+    u8::try_from(end.exit_code()).unwrap_or(exit::FAILED)
 }
 
 /// SIGINT and SIGTERM, caught. First: ask the run to stop cleanly. Second:

@@ -74,7 +74,9 @@ pub enum EventKind {
     /// The last event of every run whose producer was not killed outright.
     RunFinished {
         outcome: RunOutcome,
-        /// The rendered diagnostic when the run failed before or outside its jobs.
+        /// The rendered diagnostic when the run failed before or outside its
+        /// jobs: the pipeline did not load, a set-up error, or a log (or the
+        /// record) could not be written.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(with = "String")]
         error: Option<String>,

@@ -173,6 +173,11 @@ pub enum ShError {
         path: PathBuf,
         #[source]
         source: io::Error,
+        /// How the command ended, if it was started: the code it exited
+        /// with (as in [`ShOutput::exit_code`]), or 137 when it was still
+        /// running and was killed for this. None when the log could not be
+        /// made before the command was to start, so nothing ran.
+        exit_code: Option<i32>,
     },
 }
 
@@ -193,7 +198,8 @@ fn deadline_after(wait: Duration) -> Option<Instant> {
 /// Cancellation: once `*cancel.borrow()` is true the process group gets
 /// SIGTERM, then SIGKILL after `kill_grace`. If it is already true on entry the
 /// command is not started (`cancelled`, exit 143). Dropping the future kills
-/// the process group.
+/// the process group. A log that cannot be written ends the command (killed
+/// if it still runs): [`ShError::Log`] says how it ended.
 pub async fn run(
     req: &ShRequest,
     redactor: &Redactor,
@@ -250,91 +256,107 @@ pub async fn run_with_capture_limit(
     let timer = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
     tokio::pin!(timer);
 
-    while out.open || err.open || status.is_none() {
-        tokio::select! {
-            read = stdout.read(&mut out_buf), if out.open => {
-                out.take(read, &out_buf, &mut log, on_line, &mut scratch)?;
-                log.flush()?;
-            }
-            read = stderr.read(&mut err_buf), if err.open => {
-                err.take(read, &err_buf, &mut log, on_line, &mut scratch)?;
-                log.flush()?;
-            }
-            waited = child.wait(), if status.is_none() => {
-                // Nothing may outlive the command, and a leftover background
-                // job would hold the pipes open.
-                group.signal(libc::SIGKILL);
-                group.disarm();
-                // A failed wait means the child is gone without a status
-                // (someone else reaped it); the group was just killed.
-                status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
-                phase = Phase::Draining;
-                deadline = deadline_after(req.kill_grace.max(MIN_DRAIN));
-                // Usually the pipes hold the last output and their end now:
-                // read them straight away rather than after another turn of
-                // the event loop.
-                out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
-                err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
-                log.flush()?;
-            }
-            changed = cancel.changed(), if cancel_live && status.is_none() => {
-                match changed {
-                    Err(_) => cancel_live = false, // sender gone: no cancellation any more
-                    Ok(()) => {
-                        if *cancel.borrow_and_update() && !cancelled {
-                            cancelled = true;
-                            if phase == Phase::Running {
-                                group.signal(libc::SIGTERM);
-                                phase = Phase::Terminating;
-                                deadline = deadline_after(req.kill_grace);
+    // The `?`s below end the command early: the log cannot be written.
+    let streamed: Result<(), ShError> = async {
+        while out.open || err.open || status.is_none() {
+            tokio::select! {
+                read = stdout.read(&mut out_buf), if out.open => {
+                    out.take(read, &out_buf, &mut log, on_line, &mut scratch)?;
+                    log.flush()?;
+                }
+                read = stderr.read(&mut err_buf), if err.open => {
+                    err.take(read, &err_buf, &mut log, on_line, &mut scratch)?;
+                    log.flush()?;
+                }
+                waited = child.wait(), if status.is_none() => {
+                    // Nothing may outlive the command, and a leftover background
+                    // job would hold the pipes open.
+                    group.signal(libc::SIGKILL);
+                    group.disarm();
+                    // A failed wait means the child is gone without a status
+                    // (someone else reaped it); the group was just killed.
+                    status = Some(waited.unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL)));
+                    phase = Phase::Draining;
+                    deadline = deadline_after(req.kill_grace.max(MIN_DRAIN));
+                    // Usually the pipes hold the last output and their end now:
+                    // read them straight away rather than after another turn of
+                    // the event loop.
+                    out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
+                    err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
+                    log.flush()?;
+                }
+                changed = cancel.changed(), if cancel_live && status.is_none() => {
+                    match changed {
+                        Err(_) => cancel_live = false, // sender gone: no cancellation any more
+                        Ok(()) => {
+                            if *cancel.borrow_and_update() && !cancelled {
+                                cancelled = true;
+                                if phase == Phase::Running {
+                                    group.signal(libc::SIGTERM);
+                                    phase = Phase::Terminating;
+                                    deadline = deadline_after(req.kill_grace);
+                                }
                             }
                         }
                     }
                 }
-            }
-            () = &mut timer, if deadline.is_some() => {
-                match phase {
-                    Phase::Running => {
-                        timed_out = true;
-                        group.signal(libc::SIGTERM);
-                        phase = Phase::Terminating;
-                        deadline = deadline_after(req.kill_grace);
-                    }
-                    Phase::Terminating => {
-                        group.signal(libc::SIGKILL);
-                        phase = Phase::Killed;
-                        deadline = None;
-                    }
-                    // Something outside the group still holds a pipe: take
-                    // what is already in it, then stop reading.
-                    Phase::Killed | Phase::Draining => {
-                        out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
-                        err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
-                        break;
+                () = &mut timer, if deadline.is_some() => {
+                    match phase {
+                        Phase::Running => {
+                            timed_out = true;
+                            group.signal(libc::SIGTERM);
+                            phase = Phase::Terminating;
+                            deadline = deadline_after(req.kill_grace);
+                        }
+                        Phase::Terminating => {
+                            group.signal(libc::SIGKILL);
+                            phase = Phase::Killed;
+                            deadline = None;
+                        }
+                        // Something outside the group still holds a pipe: take
+                        // what is already in it, then stop reading.
+                        Phase::Killed | Phase::Draining => {
+                            out.take_now(&stdout, &mut out_buf, &mut log, on_line, &mut scratch)?;
+                            err.take_now(&stderr, &mut err_buf, &mut log, on_line, &mut scratch)?;
+                            break;
+                        }
                     }
                 }
             }
+            if let Some(at) = deadline
+                && timer.deadline() != at
+            {
+                timer.as_mut().reset(at);
+            }
         }
-        if let Some(at) = deadline
-            && timer.deadline() != at
-        {
-            timer.as_mut().reset(at);
+
+        // Whatever was cut short by a break still gets its last line out.
+        out.finish(&mut log, on_line)?;
+        err.finish(&mut log, on_line)?;
+        log.flush()?;
+        log.verify_in_place()
+    }
+    .await;
+
+    if let Err(ShError::Log { path, source, .. }) = streamed {
+        // The run stops: a command still running is killed now, and reaped
+        // to tell what really happened (it may have exited just before).
+        if status.is_none() {
+            group.signal(libc::SIGKILL);
+            // SIGKILL takes effect at once, short of a process stuck in the kernel.
+            let reaped = tokio::time::timeout(req.kill_grace.max(MIN_DRAIN), child.wait()).await;
+            status = reaped.ok().and_then(Result::ok);
+            group.disarm();
         }
+        return Err(ShError::Log {
+            path,
+            source,
+            exit_code: Some(final_code(status, timed_out)),
+        });
     }
 
-    // Whatever was cut short by a break still gets its last line out.
-    out.finish(&mut log, on_line)?;
-    err.finish(&mut log, on_line)?;
-    log.flush()?;
-    log.verify_in_place()?;
-
-    let exit_code = if timed_out {
-        EXIT_TIMED_OUT
-    } else {
-        status.map_or(128 + libc::SIGKILL, exit_code)
-    };
     Ok(ShOutput {
-        exit_code,
+        exit_code: final_code(status, timed_out),
         stdout: out.captured,
         stderr: err.captured,
         stdout_truncated: out.truncated,
@@ -353,6 +375,16 @@ enum Phase {
     Killed,
     /// The command exited; reading what is left in the pipes.
     Draining,
+}
+
+/// The code a command ended with: 124 if it ran past its timeout, else its
+/// status; 137 if it was killed and could not be reaped.
+fn final_code(status: Option<ExitStatus>, timed_out: bool) -> i32 {
+    if timed_out {
+        EXIT_TIMED_OUT
+    } else {
+        status.map_or(128 + libc::SIGKILL, exit_code)
+    }
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -686,6 +718,7 @@ impl LogFile {
         let fail = |source| ShError::Log {
             path: path.to_path_buf(),
             source,
+            exit_code: None,
         };
         // Not O_TRUNC: truncating a file updates its inode even when it is
         // empty already (a journal transaction on ext4), and a reused
@@ -770,10 +803,12 @@ impl LogFile {
         }
     }
 
+    /// The command's end is filled in by [`run`], which knows it.
     fn fail(&self, source: io::Error) -> ShError {
         ShError::Log {
             path: self.path.clone(),
             source,
+            exit_code: None,
         }
     }
 }
@@ -1232,10 +1267,12 @@ mod tests {
         let redactor = Redactor::default();
         let (_tx, mut rx) = watch::channel(false);
         let got = block_on(run(&r, &redactor, &mut |_, _| {}, &mut rx));
-        let Err(ShError::Log { path, .. }) = got else {
+        let Err(ShError::Log { path, exit_code, .. }) = got else {
             panic!("expected a log error, got {got:?}");
         };
         assert_eq!(path, r.log_path);
+        // Not started: no exit code of its own.
+        assert_eq!(exit_code, None);
         assert!(!marker.exists());
     }
 
@@ -1246,7 +1283,7 @@ mod tests {
         r.log_path = dir.path().join("logs/sh-1.log");
         let (_tx, mut rx) = watch::channel(false);
         let got = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx));
-        let Err(ShError::Log { path, source }) = got else {
+        let Err(ShError::Log { path, source, .. }) = got else {
             panic!("expected a log error, got {got:?}");
         };
         assert_eq!(path, r.log_path);
@@ -1257,6 +1294,44 @@ mod tests {
         r.log_path = dir.path().join("logs/sh-1.log");
         let got = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx));
         assert!(matches!(got, Err(ShError::Log { .. })), "{got:?}");
+    }
+
+    #[test]
+    fn a_log_found_gone_after_the_command_ended_keeps_its_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sh(dir.path(), "echo before; rm -r logs; echo after; exit 5");
+        let (_tx, mut rx) = watch::channel(false);
+        let got = block_on(run(&r, &Redactor::default(), &mut |_, _| {}, &mut rx));
+        let Err(ShError::Log { exit_code, .. }) = got else {
+            panic!("expected a log error, got {got:?}");
+        };
+        assert_eq!(exit_code, Some(5));
+    }
+
+    #[test]
+    fn a_log_write_failing_while_the_command_runs_kills_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every write to the log fails; the command prints its pid, then
+        // waits for ever on a FIFO nobody writes to.
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        let r = sh(dir.path(), "echo $$; exec cat fifo");
+        std::fs::create_dir_all(r.log_path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &r.log_path).unwrap();
+        let (_tx, mut rx) = watch::channel(false);
+        let mut pid = None;
+        let mut on_line = |_, t: &[u8]| pid = std::str::from_utf8(t).ok().and_then(|p| p.parse::<i32>().ok());
+        let got = block_on(run(&r, &Redactor::default(), &mut on_line, &mut rx));
+        let Err(ShError::Log { source, exit_code, .. }) = got else {
+            panic!("expected a log error, got {got:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull, "{source}");
+        // Killed by the runner (SIGKILL), and gone.
+        assert_eq!(exit_code, Some(128 + libc::SIGKILL));
+        let pid = pid.expect("the command printed its pid");
+        assert!(!alive(pid), "command {pid} outlived its log");
     }
 
     #[test]

@@ -188,8 +188,13 @@ fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, Secre
 /// done or `stop` is requested. Must be called inside a tokio `LocalSet`
 /// (jobs are local tasks on one VM).
 pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop) -> RunEnd {
-    let finish = |emitter: &Rc<RefCell<Emitter>>, outcome: RunOutcome, error: Option<String>, end: RunEnd| {
-        emitter.borrow_mut().wire(EventKind::RunFinished { outcome, error });
+    // A run whose record failed ends failed, with the failure as its error (exit 3).
+    let finish = |emitter: &Rc<RefCell<Emitter>>,
+                  redactor: &Redactor,
+                  outcome: RunOutcome,
+                  error: Option<String>,
+                  end: RunEnd| {
+        emitter.borrow_mut().run_finished(outcome, error, redactor);
         match emitter.borrow_mut().take_failure() {
             Some(failure) => RunEnd::RecordFailed(failure),
             None => end,
@@ -201,6 +206,7 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         Err(err) => {
             return finish(
                 &emitter,
+                &Redactor::default(),
                 RunOutcome::Failed,
                 Some(render_plain(&err)),
                 RunEnd::SetupError,
@@ -228,7 +234,13 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         Err(err) => {
             let setup = err.is_setup();
             let text = redactor.redact_str(&render_plain(&err as &dyn Diagnostic));
-            return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::NotLoaded { setup });
+            return finish(
+                &emitter,
+                &redactor,
+                RunOutcome::Failed,
+                Some(text),
+                RunEnd::NotLoaded { setup },
+            );
         }
     };
     // What top-level code printed comes out whole before the run starts.
@@ -250,12 +262,20 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         }
         Err(err) => {
             let text = format!("cannot build the quire/push output: {err}");
-            return finish(&emitter, RunOutcome::Failed, Some(text), RunEnd::Failed);
+            return finish(&emitter, &redactor, RunOutcome::Failed, Some(text), RunEnd::Failed);
         }
     }
     let sh_result = match sh_result_constructor(lua) {
         Ok(f) => f,
-        Err(err) => return finish(&emitter, RunOutcome::Failed, Some(err.to_string()), RunEnd::Failed),
+        Err(err) => {
+            return finish(
+                &emitter,
+                &redactor,
+                RunOutcome::Failed,
+                Some(err.to_string()),
+                RunEnd::Failed,
+            );
+        }
     };
     let cancel = watch::Sender::new(false);
     let context = Rc::new(RunContext {
@@ -267,7 +287,7 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
             LogMade::BeforeStart
         },
         secrets,
-        redactor,
+        redactor: redactor.clone(),
         emitter: emitter.clone(),
         cancel: cancel.subscribe(),
         stop: stop.clone(),
@@ -295,16 +315,22 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
     loaded.sandbox.flush_output();
 
     if let Some(StopReason::Signal(signal)) = summary.stopped_by {
-        return finish(&emitter, RunOutcome::Cancelled, None, RunEnd::Interrupted(signal));
+        return finish(
+            &emitter,
+            &redactor,
+            RunOutcome::Cancelled,
+            None,
+            RunEnd::Interrupted(signal),
+        );
     }
     let failed = summary
         .states
         .iter()
         .any(|s| matches!(s, JobState::Finished(JobOutcome::Failed | JobOutcome::Cancelled)));
     if failed {
-        finish(&emitter, RunOutcome::Failed, None, RunEnd::Failed)
+        finish(&emitter, &redactor, RunOutcome::Failed, None, RunEnd::Failed)
     } else {
-        finish(&emitter, RunOutcome::Complete, None, RunEnd::Complete)
+        finish(&emitter, &redactor, RunOutcome::Complete, None, RunEnd::Complete)
     }
 }
 

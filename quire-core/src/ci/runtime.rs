@@ -10,7 +10,7 @@ use std::time::Duration;
 use mlua::{Function, Lua, Table, Value};
 use tokio::sync::watch;
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, RunOutcome, now_ms};
 use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES, printable};
 use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShRequest};
@@ -60,7 +60,8 @@ pub trait Observer {
     }
 }
 
-/// A shared observer, so its owner can still reach it (to fsync a file) after the run.
+/// A shared observer, so its owner can still reach it during the run (the
+/// reporter's flush and tick tasks).
 impl<T: Observer> Observer for Rc<RefCell<T>> {
     fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()> {
         self.borrow_mut().observe(event)
@@ -72,12 +73,15 @@ impl<T: Observer> Observer for Rc<RefCell<T>> {
 }
 
 /// The observer that failed, and why.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(code(quire::record))]
+// The cause is in the message, not a `source`: a rendered diagnostic
+// (`run_finished.error`) would show it twice.
 pub enum RecordError {
     #[error("cannot write the run record: {0}")]
-    Events(#[source] std::io::Error),
-    #[error("cannot write log {path}: {source}")]
-    Log { path: PathBuf, source: std::io::Error },
+    Events(std::io::Error),
+    #[error("cannot write log {path}: {cause}")]
+    Log { path: PathBuf, cause: std::io::Error },
 }
 
 /// Fans events out to every observer; the first failure stops the run.
@@ -123,6 +127,38 @@ impl Emitter {
 
     pub fn wire(&mut self, kind: EventKind) {
         self.emit(RuntimeEvent::Wire(Event::now(kind)));
+    }
+
+    /// The run's last event, `run_finished`. Once the record has failed
+    /// (during the run, or on this very event at an earlier observer) the
+    /// run ends `failed`, whatever it was going to say, with the failure
+    /// (masked by `redactor`) in `error`, after any error it already had:
+    /// its record is incomplete (exit 3). Each observer gets the end as it
+    /// stands when the event reaches it, so one placed after the events
+    /// sink (the human reporter) learns of a failure to write this event.
+    pub fn run_finished(&mut self, outcome: RunOutcome, error: Option<String>, redactor: &Redactor) {
+        let at_ms = now_ms();
+        for i in 0..self.observers.len() {
+            let kind = match &self.failure {
+                None => EventKind::RunFinished {
+                    outcome,
+                    error: error.clone(),
+                },
+                Some(failure) => {
+                    let failure = redactor.redact_str(&super::run::render_plain(failure));
+                    EventKind::RunFinished {
+                        outcome: RunOutcome::Failed,
+                        error: Some(match &error {
+                            Some(error) => format!("{error}\n\n{failure}"),
+                            None => failure,
+                        }),
+                    }
+                }
+            };
+            if let Err(err) = self.observers[i].observe(&RuntimeEvent::Wire(Event { at_ms, kind })) {
+                self.fail(RecordError::Events(err));
+            }
+        }
     }
 
     /// Record a failure to keep the run record and ask the run to stop.
@@ -613,12 +649,17 @@ async fn sh(
     let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
     let output = match result {
         Ok(output) => output,
-        Err(ShError::Log { path, source }) => {
+        Err(ShError::Log {
+            path,
+            source,
+            exit_code,
+        }) => {
             let message = format!("{location}cannot write log {}: {source}", path.display());
-            run.emitter.borrow_mut().fail(RecordError::Log { path, source });
+            run.emitter.borrow_mut().fail(RecordError::Log { path, cause: source });
+            // A command whose log could not be made was not started.
             run.emitter.borrow_mut().wire(EventKind::ShFinished {
                 job_id: ctx.job_id.clone(),
-                exit_code: 127,
+                exit_code: exit_code.unwrap_or(process::EXIT_CANNOT_RUN),
             });
             return Err(mlua::Error::runtime(message));
         }
@@ -709,5 +750,91 @@ mod tests {
         assert_eq!(show_number(f64::NAN), "nan");
         assert_eq!(show_number(f64::NEG_INFINITY), "-inf");
         assert_eq!(show_number(1e-7), "1e-7");
+    }
+
+    /// Keeps the wire events it sees; fails from the `fail_at`-th on (1-based).
+    struct Sink {
+        seen: Rc<RefCell<Vec<EventKind>>>,
+        fail_at: Option<usize>,
+    }
+
+    impl Observer for Sink {
+        fn observe(&mut self, event: &RuntimeEvent) -> std::io::Result<()> {
+            let RuntimeEvent::Wire(event) = event else {
+                return Ok(());
+            };
+            let mut seen = self.seen.borrow_mut();
+            seen.push(event.kind.clone());
+            match self.fail_at {
+                Some(n) if seen.len() >= n => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    type Seen = Rc<RefCell<Vec<EventKind>>>;
+
+    /// An emitter with a sink failing from its `fail_at`-th event, then an
+    /// observer that never fails; and what each saw.
+    fn emitter(fail_at: Option<usize>) -> (Emitter, Seen, Seen) {
+        let (sink, after) = (Rc::default(), Rc::default());
+        let observers: Vec<Box<dyn Observer>> = vec![
+            Box::new(Sink {
+                seen: Rc::clone(&sink),
+                fail_at,
+            }),
+            Box::new(Sink {
+                seen: Rc::clone(&after),
+                fail_at: None,
+            }),
+        ];
+        (Emitter::new(observers), sink, after)
+    }
+
+    fn finished(outcome: RunOutcome, error: Option<&str>) -> EventKind {
+        EventKind::RunFinished {
+            outcome,
+            error: error.map(str::to_string),
+        }
+    }
+
+    const NO_SPACE: &str = "quire::record\n\n  × cannot write the run record: No space left on device (os error 28)";
+
+    #[test]
+    fn run_finished_says_what_the_run_says_while_the_record_holds() {
+        let (mut emitter, sink, after) = emitter(None);
+        emitter.run_finished(RunOutcome::Complete, None, &Redactor::default());
+        assert_eq!(*sink.borrow(), [finished(RunOutcome::Complete, None)]);
+        assert_eq!(*after.borrow(), [finished(RunOutcome::Complete, None)]);
+        assert!(emitter.take_failure().is_none());
+    }
+
+    #[test]
+    fn a_run_whose_record_failed_ends_failed_with_the_failure_after_its_own_error() {
+        let (mut emitter, sink, after) = emitter(None);
+        emitter.fail(RecordError::Log {
+            path: "out/jobs/a/sh-1.log".into(),
+            cause: std::io::Error::other("gone, with s3cret"),
+        });
+        emitter.run_finished(
+            RunOutcome::Cancelled,
+            Some("why".into()),
+            &Redactor::new([b"s3cret".to_vec()]),
+        );
+        let want = finished(
+            RunOutcome::Failed,
+            Some("why\n\nquire::record\n\n  × cannot write log out/jobs/a/sh-1.log: gone, with ***"),
+        );
+        assert_eq!(*sink.borrow(), *after.borrow());
+        assert_eq!(*after.borrow(), [want]);
+    }
+
+    #[test]
+    fn observers_after_the_sink_learn_that_it_could_not_write_run_finished() {
+        let (mut emitter, sink, after) = emitter(Some(1));
+        emitter.run_finished(RunOutcome::Complete, None, &Redactor::default());
+        assert_eq!(*sink.borrow(), [finished(RunOutcome::Complete, None)]);
+        assert_eq!(*after.borrow(), [finished(RunOutcome::Failed, Some(NO_SPACE))]);
+        assert!(matches!(emitter.take_failure(), Some(RecordError::Events(_))));
     }
 }
