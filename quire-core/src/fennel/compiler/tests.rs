@@ -217,6 +217,28 @@ fn hashfns() {
 }
 
 #[test]
+fn a_hashfn_takes_dollar_names_or_varargs_not_both() {
+    for (source, column, hashfn) in [
+        ("(print\n  (#(values $1 $...) 1 2))", 4, "#(values $1 $...)"),
+        ("(print\n  #(values $ $...))", 3, "#(values $ $...)"),
+        ("(print\n  #(print $2.x [$...]))", 3, "#(print $2.x [$...])"),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), e.line, e.column, &source[e.span.start..e.span.end]),
+            ("$ and $... in hashfn are mutually exclusive", 2, column, hashfn),
+            "{source}"
+        );
+        assert_eq!(
+            e.help.as_deref(),
+            Some("name arguments and take the rest with a fn instead: (fn [a ...] …)")
+        );
+    }
+    // A nested hashfn has arguments of its own.
+    check("(print (#(values $1 (#(select :# $...) 7 8)) 1))", "1\t2");
+}
+
+#[test]
 fn varargs_outside_a_vararg_function_is_an_error() {
     assert!(compile_error("(fn [] ...)").message.contains("vararg"));
     check("(print (select :# ...))", "0");
