@@ -126,8 +126,8 @@ fn tables_and_sequences() {
 #[test]
 fn mangled_names_are_invisible_and_never_collide() {
     check(
-        "(local empty? 1) (local a-b 2) (local a_b 3) (local *debug* 4) (local end 5) (local local 6)
-         (print empty? a-b a_b *debug* end local)",
+        "(local empty? 1) (local a-b 2) (local a_b 3) (local *debug* 4) (local end 5) (local then 6)
+         (print empty? a-b a_b *debug* end then)",
         "1\t2\t3\t4\t5\t6",
     );
     check(
@@ -187,7 +187,7 @@ fn functions() {
         "3628800",
     );
     check(
-        "(fn doc [] \"doc\" 5) (fn only [] \"only\") (print (doc) (only))",
+        "(fn documented [] \"doc\" 5) (fn only [] \"only\") (print (documented) (only))",
         "5\tonly",
     );
     check("(fn f [...] (select :# ...)) (print (f) (f nil nil))", "0\t2");
@@ -271,6 +271,54 @@ fn set_errors() {
     assert_eq!((e.line, e.column), (3, 6));
     assert_eq!(compile_error("(local x 1) (set x 2)").message, "expected var x");
     assert_eq!(compile_error("(set print 2)").message, "expected local print");
+}
+
+#[test]
+fn a_local_may_not_take_the_name_of_a_special_form_or_macro() {
+    for (source, name) in [
+        ("(fn when [] 1)\n(print (when true 2))", "when"),
+        ("(local length 3)", "length"),
+        ("(local if 5)", "if"),
+        ("(var fn 1)", "fn"),
+        ("(let [x 1\n      -> 2] x)", "->"),
+        ("(fn [a collect] a)", "collect"),
+        ("(lambda [each] each)", "each"),
+        ("(local [a doto] [1 2])", "doto"),
+        ("(local {:k match} {:k 1})", "match"),
+        ("(local (a case) (values 1 2))", "case"),
+        ("(local [a & partial] [1 2])", "partial"),
+        ("(local [a &as values] [1 2])", "values"),
+        ("(each [_ for (ipairs [])] nil)", "for"),
+        ("(for [while 1 2] nil)", "while"),
+        ("(icollect [_ [and] (ipairs [])] 1)", "and"),
+        ("(accumulate [or 0 _ x (ipairs [])] x)", "or"),
+        ("(case 1 when 2)", "when"),
+        ("(match [1] [not] 2)", "not"),
+        ("(fn f [{: #}] 1)", "#"),
+        // Fennel's forms that this compiler does not implement are refused too.
+        ("(local doc \"x\")", "doc"),
+        ("(local with-open 1)", "with-open"),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), &source[e.span.start..e.span.end]),
+            (
+                format!("local {name} was overshadowed by a special form or macro").as_str(),
+                name
+            ),
+            "{source}"
+        );
+        assert_eq!(
+            e.help,
+            Some(format!(
+                "{name} is a special form or macro of Fennel: give the local another name"
+            )),
+        );
+    }
+    let e = compile_error("(print 1)\n(local {: length} {:length 2})");
+    assert_eq!((e.line, e.column), (2, 11));
+    // Names that are only globals are fine to shadow.
+    check("(local print #(+ 1 $)) (local type 2) (_G.print (print type))", "3");
 }
 
 #[test]
@@ -687,8 +735,7 @@ fn tail_is_an_error_outside_tail_position_or_without_a_call() {
             "{source}"
         );
     }
-    // A local named like a special form is called, not the special.
-    check("(fn f [+] (tail! (+ 1))) (print (f #(* $ 3)))", "3");
+    check("(fn f [add] (tail! (add 1))) (print (f #(* $ 3)))", "3");
 }
 
 // ---- macros ----------------------------------------------------------------------
