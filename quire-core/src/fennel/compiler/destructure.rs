@@ -194,7 +194,9 @@ impl Compiler<'_> {
                     at.span,
                     format!("local {name} was overshadowed by a special form or macro"),
                 )
-                .with_help(format!("{name} is a special form or macro of Fennel: give the local another name")));
+                .with_help(format!(
+                    "{name} is a special form or macro of Fennel: give the local another name"
+                )));
         }
         Ok(())
     }

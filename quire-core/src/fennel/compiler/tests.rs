@@ -470,6 +470,62 @@ fn loops() {
 }
 
 #[test]
+fn loop_clauses_in_their_older_keyword_spelling() {
+    check("(each [_ v (ipairs [1 2 3]) :until (= v 2)] (print v))", "1");
+    check("(for [i 1 10 :until (> i 2)] (print i))", "1\n2");
+    check(
+        "(print (table.concat (icollect [_ v (ipairs [3 4]) :into [1 2]] v) \",\"))",
+        "1,2,3,4",
+    );
+    check(
+        "(local t (collect [k v (pairs {:b 2}) :into {:a 1}] k v)) (print t.a t.b)",
+        "1\t2",
+    );
+    check(
+        "(print (table.concat (fcollect [i 1 9 :into [0] :until (> i 2)] i) \",\"))",
+        "0,1,2",
+    );
+    check(
+        "(print (accumulate [s 0 _ n (ipairs [1 2 3 4]) :until (> n 2)] (+ s n)))",
+        "3",
+    );
+    check("(print (faccumulate [s 0 i 1 9 &until (> i 3)] (+ s i)))", "6");
+}
+
+#[test]
+fn loop_clause_errors() {
+    for (source, message, at) in [
+        (
+            "(each [_ v (ipairs [])\n       &into t] v)",
+            "an &into clause is only for collect, icollect and fcollect",
+            "&into",
+        ),
+        (
+            "(accumulate [s 0 _ v (ipairs []) :into t] v)",
+            "an &into clause is only for collect, icollect and fcollect",
+            ":into",
+        ),
+        (
+            "(icollect [_ v (ipairs []) &into [] :into []] v)",
+            "expected only one &into clause",
+            "&into",
+        ),
+        (
+            "(for [i 1 2 :until false &until true] i)",
+            "expected only one &until clause",
+            ":until",
+        ),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), &source[e.span.start..e.span.end]),
+            (message, at),
+            "{source}"
+        );
+    }
+}
+
+#[test]
 fn collecting_loops() {
     check(
         "(print (table.concat (icollect [_ v (ipairs [1 2 3])] (if (not= v 2) (* v 10))) \",\"))",
