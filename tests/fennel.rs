@@ -253,6 +253,32 @@ fn an_error_in_tail_position_names_its_line() {
 }
 
 #[test]
+fn a_compile_error_in_a_module_is_shown_on_its_form_in_the_module() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local bad (require :lib.bad))\n");
+    // Characters of two bytes before the error: columns count characters.
+    ws.write(
+        ".quire/lib/bad.fnl",
+        ";; ünïcode\n(local s \"été\") (print s (nope s))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        r#"fennel::compile
+
+  × .quire/lib/bad.fnl:2:27: compile error: unknown identifier: nope
+   ╭─[.quire/lib/bad.fnl:2:27]
+ 1 │ ;; ünïcode
+ 2 │ (local s "été") (print s (nope s))
+   ·                           ──┬─
+   ·                             ╰── here
+   ╰────
+
+"#
+    );
+}
+
+#[test]
 fn registration_errors_are_labelled_on_the_ci_job_form() {
     let ws = Workspace::fennel(
         "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n  (ci.job :deploy [] (fn [] nil))\n",

@@ -520,7 +520,8 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
         let (path, display) = find_module(&resolver.borrow(), name)?;
         let source = fs_err::read_to_string(&path).map_err(mlua::Error::external)?;
         let function = load_source(lua, &source, &path, &display).map_err(|e| match e {
-            LoadError::Fennel(err) => mlua::Error::external(err),
+            // Unboxed, so that `fennel_error` finds the diagnostic again.
+            LoadError::Fennel(err) => mlua::Error::external(*err),
             LoadError::Read(err) => mlua::Error::external(err),
             LoadError::Lua(err) => err,
         })?;
