@@ -279,6 +279,73 @@ fn a_compile_error_in_a_module_is_shown_on_its_form_in_the_module() {
 }
 
 #[test]
+fn a_missing_module_is_an_error_on_the_line_that_requires_it() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n\n(local x (require :lib.nothere))\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × .quire/ci.fnl:3: module 'lib.nothere' not found: tried .quire/lib/nothere.fnl, \
+         .quire/lib/nothere.lua; built-in modules: quire.ci, quire.runtime, quire.stdlib
+   ╭─[.quire/ci.fnl:3:1]
+ 2 │ 
+ 3 │ (local x (require :lib.nothere))
+   · ────────────────────────────────
+   ╰────
+
+"
+    );
+}
+
+#[test]
+fn a_require_cycle_names_the_line_and_every_module_in_it() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local cyc (require :lib.cyc))\n");
+    ws.write(".quire/lib/cyc.fnl", ";; cyc\n(local other (require :lib.cyc2))\n{}\n");
+    ws.write(".quire/lib/cyc2.fnl", "\n\n(require :lib.cyc)\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × .quire/lib/cyc2.fnl:3: module 'lib.cyc' requires itself (a require cycle: lib.cyc -> lib.cyc2 -> lib.cyc)
+   ╭─[.quire/lib/cyc2.fnl:3:1]
+ 2 │ 
+ 3 │ (require :lib.cyc)
+   · ──────────────────
+   ╰────
+
+"
+    );
+    // In a job, in tail position too.
+    ws.write(
+        ".quire/ci.fnl",
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn []\n    (require :lib.cyc2)))\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert_eq!(
+        job_errors(&run),
+        ["a: .quire/lib/cyc.fnl:2: module 'lib.cyc2' requires itself \
+          (a require cycle: lib.cyc2 -> lib.cyc -> lib.cyc2)"],
+        "{}",
+        run.stderr
+    );
+    ws.write(
+        ".quire/ci.fnl",
+        "(local ci (require :quire.ci))\n(local cyc (require :lib.cyc))\n",
+    );
+    ws.write(".quire/lib/cyc.fnl", "(require :lib.cyc)\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.starts_with(
+            "  × .quire/lib/cyc.fnl:1: module 'lib.cyc' requires itself (a require cycle: lib.cyc -> lib.cyc)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn registration_errors_are_labelled_on_the_ci_job_form() {
     let ws = Workspace::fennel(
         "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n  (ci.job :deploy [] (fn [] nil))\n",
