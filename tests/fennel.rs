@@ -472,3 +472,38 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
     );
     run.assert_code(2);
 }
+
+#[test]
+fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
+    let ws = Workspace::empty();
+    let fennel = |file: &str| {
+        let run = Run::from(
+            quire_ci()
+                .arg("fennel")
+                .arg(file)
+                .current_dir(ws.path())
+                .output()
+                .unwrap(),
+        );
+        run.assert_code(1);
+        run
+    };
+    for module in ["quire.ci", "quire.runtime", "quire.stdlib"] {
+        ws.write("main.fnl", &format!("(print :start)\n(local m (require :{module}))\n"));
+        let run = fennel("main.fnl");
+        assert_eq!(run.stdout, "start\n");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "  × main.fnl:2: module '{module}' is only available to pipelines (.quire/ci.fnl, as loaded by \
+                 `quire-ci validate` and `quire-ci run`), not to files run by `quire-ci fennel`\n\n"
+            )
+        );
+    }
+    // No list of built-in modules when there are none.
+    ws.write("other.fnl", "(require :lib.none)\n");
+    assert_eq!(
+        fennel("other.fnl").stderr,
+        "  × other.fnl:1: module 'lib.none' not found: tried ./lib/none.fnl, ./lib/none.lua\n\n"
+    );
+}

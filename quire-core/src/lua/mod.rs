@@ -104,6 +104,10 @@ pub const GLOBALS: &[&str] = &[
 /// otherwise run for as long as they like on one instruction.
 const HARDEN: &str = include_str!("harden.lua");
 
+/// The modules a pipeline's sandbox provides (registered by `ci::load`).
+/// Elsewhere (`quire-ci fennel`) requiring one says that it is for pipelines.
+pub const PIPELINE_MODULES: &[&str] = &["quire.ci", "quire.runtime", "quire.stdlib"];
+
 /// A module the host provides to `require` under a fixed name.
 pub type ModuleLoader = Box<dyn Fn(&Lua) -> mlua::Result<Value>>;
 
@@ -573,10 +577,19 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
 
 /// `lib.util` -> `.quire/lib/util.fnl` (or `.lua`), refusing names that could leave `.quire/`.
 fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), String> {
-    let builtins = {
+    if PIPELINE_MODULES.contains(&name) {
+        // Not registered: this sandbox runs a script, not a pipeline.
+        return Err(format!(
+            "module '{name}' is only available to pipelines (.quire/ci.fnl, as loaded by \
+             `quire-ci validate` and `quire-ci run`), not to files run by `quire-ci fennel`"
+        ));
+    }
+    let builtins = if resolver.builtins.is_empty() {
+        String::new()
+    } else {
         let mut names: Vec<&str> = resolver.builtins.keys().map(String::as_str).collect();
         names.sort();
-        names.join(", ")
+        format!("; built-in modules: {}", names.join(", "))
     };
     let valid = !name.is_empty()
         && name
@@ -585,11 +598,11 @@ fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), Str
     if !valid {
         return Err(format!(
             "module '{name}' not found: module names are dot-separated words (letters, digits, _ and -), \
-             resolved under .quire/; built-in modules: {builtins}"
+             resolved under .quire/{builtins}"
         ));
     }
     let Some(dir) = &resolver.module_dir else {
-        return Err(format!("module '{name}' not found; built-in modules: {builtins}"));
+        return Err(format!("module '{name}' not found{builtins}"));
     };
     let relative: PathBuf = name.split('.').collect();
     let mut tried = Vec::new();
@@ -606,7 +619,7 @@ fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), Str
         tried.push(display);
     }
     Err(format!(
-        "module '{name}' not found: tried {}; built-in modules: {builtins}",
+        "module '{name}' not found: tried {}{builtins}",
         tried.join(", ")
     ))
 }
