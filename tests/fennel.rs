@@ -507,3 +507,33 @@ fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
         "  × other.fnl:1: module 'lib.none' not found: tried ./lib/none.fnl, ./lib/none.lua\n\n"
     );
 }
+
+#[test]
+fn the_fennel_command_shows_a_modules_compile_error_on_its_form() {
+    let ws = Workspace::empty();
+    ws.write("main.fnl", "(require :bad)\n");
+    ws.write("bad.fnl", "(print \"é\")\n(print (undefined-thing))\n");
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg("main.fnl")
+            .current_dir(ws.path())
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "fennel::compile
+
+  × ./bad.fnl:2:9: compile error: unknown identifier: undefined-thing
+   ╭─[./bad.fnl:2:9]
+ 1 │ (print \"é\")
+ 2 │ (print (undefined-thing))
+   ·         ───────┬───────
+   ·                ╰── here
+   ╰────
+
+"
+    );
+}
