@@ -253,6 +253,99 @@ fn an_error_in_tail_position_names_its_line() {
 }
 
 #[test]
+fn a_compile_error_in_a_module_is_shown_on_its_form_in_the_module() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local bad (require :lib.bad))\n");
+    // Characters of two bytes before the error: columns count characters.
+    ws.write(
+        ".quire/lib/bad.fnl",
+        ";; ünïcode\n(local s \"été\") (print s (nope s))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        r#"fennel::compile
+
+  × .quire/lib/bad.fnl:2:27: compile error: unknown identifier: nope
+   ╭─[.quire/lib/bad.fnl:2:27]
+ 1 │ ;; ünïcode
+ 2 │ (local s "été") (print s (nope s))
+   ·                           ──┬─
+   ·                             ╰── here
+   ╰────
+
+"#
+    );
+}
+
+#[test]
+fn a_missing_module_is_an_error_on_the_line_that_requires_it() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n\n(local x (require :lib.nothere))\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × .quire/ci.fnl:3: module 'lib.nothere' not found: tried .quire/lib/nothere.fnl, \
+         .quire/lib/nothere.lua; built-in modules: quire.ci, quire.runtime, quire.stdlib
+   ╭─[.quire/ci.fnl:3:1]
+ 2 │ 
+ 3 │ (local x (require :lib.nothere))
+   · ────────────────────────────────
+   ╰────
+
+"
+    );
+}
+
+#[test]
+fn a_require_cycle_names_the_line_and_every_module_in_it() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local cyc (require :lib.cyc))\n");
+    ws.write(".quire/lib/cyc.fnl", ";; cyc\n(local other (require :lib.cyc2))\n{}\n");
+    ws.write(".quire/lib/cyc2.fnl", "\n\n(require :lib.cyc)\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × .quire/lib/cyc2.fnl:3: module 'lib.cyc' requires itself (a require cycle: lib.cyc -> lib.cyc2 -> lib.cyc)
+   ╭─[.quire/lib/cyc2.fnl:3:1]
+ 2 │ 
+ 3 │ (require :lib.cyc)
+   · ──────────────────
+   ╰────
+
+"
+    );
+    // In a job, in tail position too.
+    ws.write(
+        ".quire/ci.fnl",
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push]\n  (fn []\n    (require :lib.cyc2)))\n",
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    assert_eq!(
+        job_errors(&run),
+        ["a: .quire/lib/cyc.fnl:2: module 'lib.cyc2' requires itself \
+          (a require cycle: lib.cyc2 -> lib.cyc -> lib.cyc2)"],
+        "{}",
+        run.stderr
+    );
+    ws.write(
+        ".quire/ci.fnl",
+        "(local ci (require :quire.ci))\n(local cyc (require :lib.cyc))\n",
+    );
+    ws.write(".quire/lib/cyc.fnl", "(require :lib.cyc)\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.starts_with(
+            "  × .quire/lib/cyc.fnl:1: module 'lib.cyc' requires itself (a require cycle: lib.cyc -> lib.cyc)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn registration_errors_are_labelled_on_the_ci_job_form() {
     let ws = Workspace::fennel(
         "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n  (ci.job :deploy [] (fn [] nil))\n",
@@ -418,4 +511,69 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
             .unwrap(),
     );
     run.assert_code(2);
+}
+
+#[test]
+fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
+    let ws = Workspace::empty();
+    let fennel = |file: &str| {
+        let run = Run::from(
+            quire_ci()
+                .arg("fennel")
+                .arg(file)
+                .current_dir(ws.path())
+                .output()
+                .unwrap(),
+        );
+        run.assert_code(1);
+        run
+    };
+    for module in ["quire.ci", "quire.runtime", "quire.stdlib"] {
+        ws.write("main.fnl", &format!("(print :start)\n(local m (require :{module}))\n"));
+        let run = fennel("main.fnl");
+        assert_eq!(run.stdout, "start\n");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "  × main.fnl:2: module '{module}' is only available to pipelines (.quire/ci.fnl, as loaded by \
+                 `quire-ci validate` and `quire-ci run`), not to files run by `quire-ci fennel`\n\n"
+            )
+        );
+    }
+    // No list of built-in modules when there are none.
+    ws.write("other.fnl", "(require :lib.none)\n");
+    assert_eq!(
+        fennel("other.fnl").stderr,
+        "  × other.fnl:1: module 'lib.none' not found: tried ./lib/none.fnl, ./lib/none.lua\n\n"
+    );
+}
+
+#[test]
+fn the_fennel_command_shows_a_modules_compile_error_on_its_form() {
+    let ws = Workspace::empty();
+    ws.write("main.fnl", "(require :bad)\n");
+    ws.write("bad.fnl", "(print \"é\")\n(print (undefined-thing))\n");
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg("main.fnl")
+            .current_dir(ws.path())
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "fennel::compile
+
+  × ./bad.fnl:2:9: compile error: unknown identifier: undefined-thing
+   ╭─[./bad.fnl:2:9]
+ 1 │ (print \"é\")
+ 2 │ (print (undefined-thing))
+   ·         ───────┬───────
+   ·                ╰── here
+   ╰────
+
+"
+    );
 }

@@ -84,12 +84,14 @@ impl miette::SourceCode for FennelError {
         let inner = self
             .source_text
             .read_span(span, context_lines_before, context_lines_after)?;
+        // miette counts the column in bytes; the message counts characters.
+        let (_, column) = line_column(&self.source_text, span.offset());
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.file.clone(),
             inner.data(),
             *inner.span(),
             inner.line(),
-            inner.column(),
+            column - 1,
             inner.line_count(),
         )))
     }
@@ -103,4 +105,38 @@ pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snippet_names_the_column_of_the_message_in_characters() {
+        let source: std::sync::Arc<str> = "(print \"été\" (nope))".into();
+        let start = source.find("nope").unwrap();
+        let error = FennelError::new(
+            Stage::Compile,
+            "unknown identifier: nope",
+            Span::new(start, start + 4),
+            "t.fnl",
+            &source,
+        );
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &error)
+            .unwrap();
+        assert_eq!(
+            out,
+            "fennel::compile
+
+  × t.fnl:1:15: compile error: unknown identifier: nope
+   ╭─[t.fnl:1:15]
+ 1 │ (print \"été\" (nope))
+   ·               ──┬─
+   ·                 ╰── here
+   ╰────
+"
+        );
+    }
 }

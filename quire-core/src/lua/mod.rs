@@ -104,6 +104,10 @@ pub const GLOBALS: &[&str] = &[
 /// otherwise run for as long as they like on one instruction.
 const HARDEN: &str = include_str!("harden.lua");
 
+/// The modules a pipeline's sandbox provides (registered by `ci::load`).
+/// Elsewhere (`quire-ci fennel`) requiring one says that it is for pipelines.
+pub const PIPELINE_MODULES: &[&str] = &["quire.ci", "quire.runtime", "quire.stdlib"];
+
 /// A module the host provides to `require` under a fixed name.
 pub type ModuleLoader = Box<dyn Fn(&Lua) -> mlua::Result<Value>>;
 
@@ -506,14 +510,47 @@ fn install_output(lua: &Lua, output: &Rc<RefCell<PrintOutput>>) -> mlua::Result<
     lua.globals().set("warn", warn)
 }
 
+/// The file and line of the code that called the running Rust function: the
+/// nearest frame of a file's code (async functions sit behind a wrapper
+/// frame of mlua's own). Compiled Fennel keeps its lines, so the line is
+/// the Fennel line.
+pub fn caller_site(lua: &Lua) -> Option<(String, usize)> {
+    (1..8).find_map(|level| {
+        lua.inspect_stack(level, |debug| {
+            let source = debug.source().source?.into_owned();
+            let file = source.strip_prefix('@')?.to_string();
+            Some((file, debug.current_line()?))
+        })
+        .flatten()
+    })
+}
+
+/// An error of `require` itself, starting with the `file:line: ` of the
+/// code that called it (read now, while its frame is on the stack).
+fn require_error(lua: &Lua, message: impl std::fmt::Display) -> mlua::Error {
+    match caller_site(lua) {
+        Some((file, line)) => mlua::Error::runtime(format!("{file}:{line}: {message}")),
+        None => mlua::Error::runtime(message.to_string()),
+    }
+}
+
 fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Result<Value> {
     if let Some(value) = resolver.borrow().loaded.get(name) {
         return Ok(value.clone());
     }
-    if resolver.borrow().loading.iter().any(|n| n == name) {
-        return Err(mlua::Error::runtime(format!(
-            "module '{name}' requires itself (a require cycle)"
-        )));
+    let cycle = {
+        let resolver = resolver.borrow();
+        resolver.loading.iter().position(|n| n == name).map(|start| {
+            let mut chain = resolver.loading[start..].to_vec();
+            chain.push(name.to_string());
+            chain.join(" -> ")
+        })
+    };
+    if let Some(chain) = cycle {
+        return Err(require_error(
+            lua,
+            format!("module '{name}' requires itself (a require cycle: {chain})"),
+        ));
     }
     let builtin = resolver.borrow_mut().builtins.remove(name);
     let value = if let Some(loader) = builtin {
@@ -521,10 +558,12 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
         resolver.borrow_mut().builtins.insert(name.to_string(), loader);
         value
     } else {
-        let (path, display) = find_module(&resolver.borrow(), name)?;
-        let source = fs_err::read_to_string(&path).map_err(mlua::Error::external)?;
+        let found = find_module(&resolver.borrow(), name);
+        let (path, display) = found.map_err(|message| require_error(lua, message))?;
+        let source = fs_err::read_to_string(&path).map_err(|err| require_error(lua, err))?;
         let function = load_source(lua, &source, &path, &display).map_err(|e| match e {
-            LoadError::Fennel(err) => mlua::Error::external(err),
+            // Unboxed, so that `fennel_error` finds the diagnostic again.
+            LoadError::Fennel(err) => mlua::Error::external(*err),
             LoadError::Read(err) => mlua::Error::external(err),
             LoadError::Lua(err) => err,
         })?;
@@ -541,26 +580,33 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
 }
 
 /// `lib.util` -> `.quire/lib/util.fnl` (or `.lua`), refusing names that could leave `.quire/`.
-fn find_module(resolver: &Resolver, name: &str) -> mlua::Result<(PathBuf, String)> {
-    let builtins = {
+fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), String> {
+    if PIPELINE_MODULES.contains(&name) {
+        // Not registered: this sandbox runs a script, not a pipeline.
+        return Err(format!(
+            "module '{name}' is only available to pipelines (.quire/ci.fnl, as loaded by \
+             `quire-ci validate` and `quire-ci run`), not to files run by `quire-ci fennel`"
+        ));
+    }
+    let builtins = if resolver.builtins.is_empty() {
+        String::new()
+    } else {
         let mut names: Vec<&str> = resolver.builtins.keys().map(String::as_str).collect();
         names.sort();
-        names.join(", ")
+        format!("; built-in modules: {}", names.join(", "))
     };
     let valid = !name.is_empty()
         && name
             .split('.')
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     if !valid {
-        return Err(mlua::Error::runtime(format!(
+        return Err(format!(
             "module '{name}' not found: module names are dot-separated words (letters, digits, _ and -), \
-             resolved under .quire/; built-in modules: {builtins}"
-        )));
+             resolved under .quire/{builtins}"
+        ));
     }
     let Some(dir) = &resolver.module_dir else {
-        return Err(mlua::Error::runtime(format!(
-            "module '{name}' not found; built-in modules: {builtins}"
-        )));
+        return Err(format!("module '{name}' not found{builtins}"));
     };
     let relative: PathBuf = name.split('.').collect();
     let mut tried = Vec::new();
@@ -576,16 +622,16 @@ fn find_module(resolver: &Resolver, name: &str) -> mlua::Result<(PathBuf, String
         }
         tried.push(display);
     }
-    Err(mlua::Error::runtime(format!(
-        "module '{name}' not found: tried {}; built-in modules: {builtins}",
+    Err(format!(
+        "module '{name}' not found: tried {}{builtins}",
         tried.join(", ")
-    )))
+    ))
 }
 
 /// A module is the workspace's own code: refuse one that a symbolic link
 /// takes outside the workspace (or outside the module directory when there
 /// is no workspace).
-fn confine_module(resolver: &Resolver, name: &str, dir: &Path, path: &Path, display: &str) -> mlua::Result<()> {
+fn confine_module(resolver: &Resolver, name: &str, dir: &Path, path: &Path, display: &str) -> Result<(), String> {
     let root = resolver.display_root.as_deref().unwrap_or(dir);
     let inside = match (path.canonicalize(), root.canonicalize()) {
         (Ok(real), Ok(root)) => real.starts_with(root),
@@ -594,14 +640,14 @@ fn confine_module(resolver: &Resolver, name: &str, dir: &Path, path: &Path, disp
     if inside {
         Ok(())
     } else {
-        Err(mlua::Error::runtime(format!(
+        Err(format!(
             "module '{name}': {display} leads outside {} (through a symbolic link); modules must be files of the workspace",
             if resolver.display_root.is_some() {
                 "the workspace"
             } else {
                 "the module directory"
             }
-        )))
+        ))
     }
 }
 

@@ -116,18 +116,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
 }
 
 /// The file and line of the pipeline code that called the running Rust
-/// function: the nearest frame from a file (async functions sit behind a
-/// wrapper frame of mlua's own).
+/// function (see [`crate::lua::caller_site`]).
 pub fn caller_location(lua: &Lua) -> Option<Location> {
-    (1..8).find_map(|level| {
-        lua.inspect_stack(level, |debug| {
-            let source = debug.source().source?.into_owned();
-            let file = source.strip_prefix('@')?.to_string();
-            Some(Location {
-                file,
-                line: debug.current_line()?,
-            })
-        })
-        .flatten()
-    })
+    crate::lua::caller_site(lua).map(|(file, line)| Location { file, line })
 }

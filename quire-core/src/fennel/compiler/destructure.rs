@@ -3,6 +3,7 @@
 //! Used by `local`/`var`/`let`, `set`, function parameters and loop bindings.
 
 use super::emit;
+use super::specials;
 use super::{Compiler, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
 
 /// What a binding does with the names of a pattern.
@@ -186,6 +187,16 @@ impl Compiler<'_> {
         }
         if matches!(name, "&" | "&as" | "..." | "&until" | "&into") {
             return Err(self.error(at.span, format!("unexpected {name} in a binding")));
+        }
+        if specials::is_reserved(name) {
+            return Err(self
+                .error(
+                    at.span,
+                    format!("local {name} was overshadowed by a special form or macro"),
+                )
+                .with_help(format!(
+                    "{name} is a special form or macro of Fennel: give the local another name"
+                )));
         }
         Ok(())
     }

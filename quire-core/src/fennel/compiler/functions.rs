@@ -167,6 +167,11 @@ impl Compiler<'_> {
         };
         let mut usage = HashfnArgs::default();
         usage.scan(body);
+        if usage.varargs && (usage.max_index > 0 || usage.bare_dollar) {
+            return Err(self
+                .error(form.span, "$ and $... in hashfn are mutually exclusive")
+                .with_help("name arguments and take the rest with a fn instead: (fn [a ...] …)"));
+        }
         let line = self.line(form.span);
         let count = usage.max_index.max(usize::from(usage.bare_dollar));
         let (header, code) = self.capture(|c| {

@@ -14,9 +14,28 @@ struct LoopHead<'f> {
     into: Option<&'f Form>,
 }
 
+/// The clauses a loop's bindings may end with.
+enum Clause {
+    Until,
+    Into,
+}
+
+/// `&until` / `&into`, or their older spellings `:until` / `:into`, which
+/// Fennel still accepts.
+fn loop_clause(form: &Form) -> Option<Clause> {
+    match &form.kind {
+        FormKind::Sym(name) if name == "&until" => Some(Clause::Until),
+        FormKind::Sym(name) if name == "&into" => Some(Clause::Into),
+        FormKind::Str(bytes) if bytes == b"until" => Some(Clause::Until),
+        FormKind::Str(bytes) if bytes == b"into" => Some(Clause::Into),
+        _ => None,
+    }
+}
+
 impl Compiler<'_> {
-    /// Split `[pat… iterator &until cond &into tbl]`. `counted`: numeric
-    /// loops have one name and two or three range forms.
+    /// Split `[pat… iterator &until cond &into tbl]` (`&into` for the
+    /// collecting loops only). `counted`: numeric loops have one name and
+    /// two or three range forms.
     fn loop_head<'f>(
         &self,
         form: &Form,
@@ -38,11 +57,22 @@ impl Compiler<'_> {
         let mut end = items.len();
         // Options come in pairs at the end: `&until cond`, `&into table`.
         while end >= 2 {
-            match items[end - 2].as_sym() {
-                Some("&until") => until = Some(&items[end - 1]),
-                Some("&into") => into = Some(&items[end - 1]),
-                _ => break,
+            let keyword = &items[end - 2];
+            let (slot, name) = match loop_clause(keyword) {
+                Some(Clause::Until) => (&mut until, "&until"),
+                Some(Clause::Into) if matches!(what, "collect" | "icollect" | "fcollect") => (&mut into, "&into"),
+                Some(Clause::Into) => {
+                    return Err(self.error(
+                        keyword.span,
+                        "an &into clause is only for collect, icollect and fcollect",
+                    ));
+                }
+                None => break,
+            };
+            if slot.is_some() {
+                return Err(self.error(keyword.span, format!("expected only one {name} clause")));
             }
+            *slot = Some(&items[end - 1]);
             end -= 2;
         }
         let items = &items[..end];

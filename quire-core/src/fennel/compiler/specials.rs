@@ -7,7 +7,7 @@ use super::destructure::Binding;
 use super::emit;
 use super::{Compiler, Dest, Expr, Form, FormKind, Kind, Result, join_exprs, split_method, split_multisym};
 
-/// Every name the compiler handles itself (a local of the same name wins).
+/// Every name the compiler handles itself (no local may take one, see [`is_reserved`]).
 pub(super) const SPECIALS: &[&str] = &[
     "fn",
     "lambda",
@@ -84,6 +84,24 @@ pub(super) const SPECIALS: &[&str] = &[
 
 pub(super) fn is_special(name: &str) -> bool {
     SPECIALS.contains(&name)
+}
+
+/// Fennel's other special forms and built-in macros, which this compiler
+/// does not implement: no local may take their names either, as in Fennel.
+const OTHER_FENNEL_FORMS: &[&str] = &[
+    "lua",
+    "doc",
+    "global",
+    "set-forcibly!",
+    "include",
+    "with-open",
+    "assert-repl",
+];
+
+/// Whether `name` is a special form or built-in macro of Fennel, a name no
+/// local may take ("local when was overshadowed by a special form or macro").
+pub(super) fn is_reserved(name: &str) -> bool {
+    is_special(name) || OTHER_FENNEL_FORMS.contains(&name)
 }
 
 /// Lua operators of the arithmetic and bitwise specials, with the value of the

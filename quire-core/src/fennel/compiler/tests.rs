@@ -126,8 +126,8 @@ fn tables_and_sequences() {
 #[test]
 fn mangled_names_are_invisible_and_never_collide() {
     check(
-        "(local empty? 1) (local a-b 2) (local a_b 3) (local *debug* 4) (local end 5) (local local 6)
-         (print empty? a-b a_b *debug* end local)",
+        "(local empty? 1) (local a-b 2) (local a_b 3) (local *debug* 4) (local end 5) (local then 6)
+         (print empty? a-b a_b *debug* end then)",
         "1\t2\t3\t4\t5\t6",
     );
     check(
@@ -187,7 +187,7 @@ fn functions() {
         "3628800",
     );
     check(
-        "(fn doc [] \"doc\" 5) (fn only [] \"only\") (print (doc) (only))",
+        "(fn documented [] \"doc\" 5) (fn only [] \"only\") (print (documented) (only))",
         "5\tonly",
     );
     check("(fn f [...] (select :# ...)) (print (f) (f nil nil))", "0\t2");
@@ -214,6 +214,28 @@ fn hashfns() {
     );
     assert!(compile_error("#(fn [] $...)").message.contains("vararg"));
     check("(print (. (#{:v $} 9) :v) (#$.x {:x 5}))", "9\t5");
+}
+
+#[test]
+fn a_hashfn_takes_dollar_names_or_varargs_not_both() {
+    for (source, column, hashfn) in [
+        ("(print\n  (#(values $1 $...) 1 2))", 4, "#(values $1 $...)"),
+        ("(print\n  #(values $ $...))", 3, "#(values $ $...)"),
+        ("(print\n  #(print $2.x [$...]))", 3, "#(print $2.x [$...])"),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), e.line, e.column, &source[e.span.start..e.span.end]),
+            ("$ and $... in hashfn are mutually exclusive", 2, column, hashfn),
+            "{source}"
+        );
+        assert_eq!(
+            e.help.as_deref(),
+            Some("name arguments and take the rest with a fn instead: (fn [a ...] …)")
+        );
+    }
+    // A nested hashfn has arguments of its own.
+    check("(print (#(values $1 (#(select :# $...) 7 8)) 1))", "1\t2");
 }
 
 #[test]
@@ -249,6 +271,54 @@ fn set_errors() {
     assert_eq!((e.line, e.column), (3, 6));
     assert_eq!(compile_error("(local x 1) (set x 2)").message, "expected var x");
     assert_eq!(compile_error("(set print 2)").message, "expected local print");
+}
+
+#[test]
+fn a_local_may_not_take_the_name_of_a_special_form_or_macro() {
+    for (source, name) in [
+        ("(fn when [] 1)\n(print (when true 2))", "when"),
+        ("(local length 3)", "length"),
+        ("(local if 5)", "if"),
+        ("(var fn 1)", "fn"),
+        ("(let [x 1\n      -> 2] x)", "->"),
+        ("(fn [a collect] a)", "collect"),
+        ("(lambda [each] each)", "each"),
+        ("(local [a doto] [1 2])", "doto"),
+        ("(local {:k match} {:k 1})", "match"),
+        ("(local (a case) (values 1 2))", "case"),
+        ("(local [a & partial] [1 2])", "partial"),
+        ("(local [a &as values] [1 2])", "values"),
+        ("(each [_ for (ipairs [])] nil)", "for"),
+        ("(for [while 1 2] nil)", "while"),
+        ("(icollect [_ [and] (ipairs [])] 1)", "and"),
+        ("(accumulate [or 0 _ x (ipairs [])] x)", "or"),
+        ("(case 1 when 2)", "when"),
+        ("(match [1] [not] 2)", "not"),
+        ("(fn f [{: #}] 1)", "#"),
+        // Fennel's forms that this compiler does not implement are refused too.
+        ("(local doc \"x\")", "doc"),
+        ("(local with-open 1)", "with-open"),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), &source[e.span.start..e.span.end]),
+            (
+                format!("local {name} was overshadowed by a special form or macro").as_str(),
+                name
+            ),
+            "{source}"
+        );
+        assert_eq!(
+            e.help,
+            Some(format!(
+                "{name} is a special form or macro of Fennel: give the local another name"
+            )),
+        );
+    }
+    let e = compile_error("(print 1)\n(local {: length} {:length 2})");
+    assert_eq!((e.line, e.column), (2, 11));
+    // Names that are only globals are fine to shadow.
+    check("(local print #(+ 1 $)) (local type 2) (_G.print (print type))", "3");
 }
 
 #[test]
@@ -397,6 +467,62 @@ fn loops() {
     check("(var i 0) (while (< i 3) (set i (+ i 1))) (print i)", "3");
     check("(fn f [] (each [_ x (ipairs [])] x)) (print (select :# (f)) (f))", "0");
     check("(var i 0) (while (let [x i] (< x 2)) (set i (+ i 1))) (print i)", "2");
+}
+
+#[test]
+fn loop_clauses_in_their_older_keyword_spelling() {
+    check("(each [_ v (ipairs [1 2 3]) :until (= v 2)] (print v))", "1");
+    check("(for [i 1 10 :until (> i 2)] (print i))", "1\n2");
+    check(
+        "(print (table.concat (icollect [_ v (ipairs [3 4]) :into [1 2]] v) \",\"))",
+        "1,2,3,4",
+    );
+    check(
+        "(local t (collect [k v (pairs {:b 2}) :into {:a 1}] k v)) (print t.a t.b)",
+        "1\t2",
+    );
+    check(
+        "(print (table.concat (fcollect [i 1 9 :into [0] :until (> i 2)] i) \",\"))",
+        "0,1,2",
+    );
+    check(
+        "(print (accumulate [s 0 _ n (ipairs [1 2 3 4]) :until (> n 2)] (+ s n)))",
+        "3",
+    );
+    check("(print (faccumulate [s 0 i 1 9 &until (> i 3)] (+ s i)))", "6");
+}
+
+#[test]
+fn loop_clause_errors() {
+    for (source, message, at) in [
+        (
+            "(each [_ v (ipairs [])\n       &into t] v)",
+            "an &into clause is only for collect, icollect and fcollect",
+            "&into",
+        ),
+        (
+            "(accumulate [s 0 _ v (ipairs []) :into t] v)",
+            "an &into clause is only for collect, icollect and fcollect",
+            ":into",
+        ),
+        (
+            "(icollect [_ v (ipairs []) &into [] :into []] v)",
+            "expected only one &into clause",
+            "&into",
+        ),
+        (
+            "(for [i 1 2 :until false &until true] i)",
+            "expected only one &until clause",
+            ":until",
+        ),
+    ] {
+        let e = compile_error(source);
+        assert_eq!(
+            (e.message.as_str(), &source[e.span.start..e.span.end]),
+            (message, at),
+            "{source}"
+        );
+    }
 }
 
 #[test]
@@ -665,8 +791,7 @@ fn tail_is_an_error_outside_tail_position_or_without_a_call() {
             "{source}"
         );
     }
-    // A local named like a special form is called, not the special.
-    check("(fn f [+] (tail! (+ 1))) (print (f #(* $ 3)))", "3");
+    check("(fn f [add] (tail! (add 1))) (print (f #(* $ 3)))", "3");
 }
 
 // ---- macros ----------------------------------------------------------------------
