@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -464,4 +465,194 @@ fn a_second_signal_removes_the_temporary_log_directory() {
         ]
     );
     assert_no_process_with(marker);
+}
+
+/// `pid`'s state letter and start time (clock ticks after boot) from
+/// /proc/PID/stat, or None once it is gone.
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether the process that had start time `start` still runs as `pid`. A
+/// zombie is dead: an orphan's zombie waits for an init that may be slow to
+/// reap it, or, in a container, may never do so. Another process given the
+/// same pid since has another start time.
+fn still_running(pid: i32, start: u64) -> bool {
+    proc_stat(pid).is_some_and(|(state, s)| s == start && state != 'Z' && state != 'X')
+}
+
+/// Wait (bounded) until `<ws>/<name>` holds a whole line with a pid; return it.
+fn wait_for_pid_file(ws: &Workspace, name: &str) -> i32 {
+    let path = ws.path().join(name);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(pid) = text.strip_suffix('\n').and_then(|line| line.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no pid in {name}: {text:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait (bounded) until none of `processes` (pid, start time) runs.
+fn assert_all_end(processes: &[(i32, u64)], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<i32> = processes
+            .iter()
+            .filter(|&&(pid, start)| still_running(pid, start))
+            .map(|&(pid, _)| pid)
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for &pid in &left {
+                // Don't leave them to the next test run.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            panic!("{what}: {left:?} still running");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pid of `runner`'s watchdog: its child named `quire-watchdog`.
+fn watchdog_of(runner: u32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let Some((name, rest)) = stat.split_once(" (").and_then(|(_, s)| s.rsplit_once(')')) else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            if name == "quire-watchdog" && ppid == Some(runner.to_string().as_str()) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "quire-ci {runner} has no watchdog");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn process_group_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigkill_of_quire_ci_kills_what_its_commands_started() {
+    // The parent-death signal reaches each command's own process, not what it
+    // started. Job a: a background sleep of sh's, and one whose parent (a
+    // subshell) has already exited. Job b, an argv command: sh's background
+    // sleep. Job a's short commands come and go while b's runs, so the
+    // watchdog's list has had groups removed, not only added.
+    let marker = "35.2718";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push]
+  (fn [runtime]
+    (runtime.sh "sleep 0.2")
+    (runtime.sh "true")
+    (runtime.sh "(sleep {marker} & echo $! > a1.pid); sleep {marker} & echo $! > a2.pid; wait")))
+(ci.job :b [:quire/push]
+  (fn [runtime] (runtime.sh ["sh" "-c" "sleep {marker} & echo $! > b.pid; wait"])))
+"#
+    ));
+    let mut runner = ws.command(&["run", "-q", "-j", "2", "--events", "run.jsonl"]);
+    runner.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut runner = runner.spawn().unwrap();
+    let sleeps: Vec<(i32, u64)> = ["a1.pid", "a2.pid", "b.pid"]
+        .iter()
+        .map(|name| {
+            let pid = wait_for_pid_file(&ws, name);
+            let (_, start) = proc_stat(pid).unwrap_or_else(|| panic!("{name}: {pid} is not running"));
+            (pid, start)
+        })
+        .collect();
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert_all_end(
+        &sleeps,
+        "background processes of commands outlived a SIGKILLed quire-ci",
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn the_watchdog_ends_with_a_normal_run_and_leaves_no_trace() {
+    // The command waits for the test to let it finish, so the watchdog is
+    // looked at while the run is under way.
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :x [:quire/push]
+  (fn [runtime] (runtime.sh "echo $$ > x.pid; while [ ! -e go ]; do sleep 0.01; done; echo done")))
+"#,
+    );
+    let mut runner = ws.events_command(&[]);
+    runner.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let runner = runner.spawn().unwrap();
+    wait_for_pid_file(&ws, "x.pid");
+    let watchdog = watchdog_of(runner.id());
+    let (_, start) = proc_stat(watchdog).unwrap();
+    // Its own process group: a terminal's Ctrl-C is for the runner alone.
+    assert_eq!(process_group_of(watchdog), watchdog);
+    assert_ne!(process_group_of(runner.id() as i32), watchdog);
+    ws.write("go", "");
+    let out = runner.wait_with_output().unwrap();
+    let run = common::Run::from(out);
+    run.assert_code(0);
+    assert_all_end(&[(watchdog, start)], "the watchdog outlived a normal run");
+    assert!(!run.stderr.contains("watchdog"), "{}", run.stderr);
+    let types: Vec<String> = run
+        .events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "run_started",
+            "job_started",
+            "sh_started",
+            "sh_finished",
+            "job_finished",
+            "run_finished"
+        ]
+    );
+}
+
+#[test]
+fn an_interrupt_sent_to_the_runners_process_group_stops_the_run_cleanly() {
+    // As a terminal's Ctrl-C does: SIGINT to the foreground process group,
+    // which holds the runner but neither its commands nor its watchdog.
+    let marker = "36.1803";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('sleep {marker} & echo $! > x.pid; wait') end)\n"
+    ));
+    let mut runner = ws.command(&["run", "--events", "run.jsonl"]);
+    runner.stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+    let mut runner = runner.spawn().unwrap();
+    let sleep = wait_for_pid_file(&ws, "x.pid");
+    let sleep_start = proc_stat(sleep).unwrap().1;
+    let watchdog = watchdog_of(runner.id());
+    let watchdog_start = proc_stat(watchdog).unwrap().1;
+    unsafe { libc::kill(-(runner.id() as i32), libc::SIGINT) };
+    assert_eq!(runner.wait().unwrap().code(), Some(130));
+    assert!(
+        ws.read("run.jsonl")
+            .ends_with("\"type\":\"run_finished\",\"outcome\":\"cancelled\"}\n")
+    );
+    assert_all_end(&[(sleep, sleep_start), (watchdog, watchdog_start)], "survived the run");
 }

@@ -142,6 +142,13 @@ fn prepare(workspace: &Path, args: &RunArgs) -> Result<(RunRequest, Option<tempf
 }
 
 fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefCell<Reporter<Stderr>>>) -> u8 {
+    // Before any command, and early: the fork is cheap while the runner is small.
+    if let Err(err) = quire_core::ci::watchdog::start() {
+        crate::say(&format!(
+            "quire-ci: warning: cannot start the watchdog ({err}): if quire-ci is killed (SIGKILL, \
+             out of memory), what its commands started in the background may keep running"
+        ));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return set_up_failed(&emitter, render_plain(&SetupError::Runtime(err))),

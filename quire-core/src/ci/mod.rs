@@ -14,3 +14,4 @@ pub mod schedule;
 mod site;
 mod spawn;
 pub mod stdlib;
+pub mod watchdog;

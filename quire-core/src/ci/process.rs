@@ -3,11 +3,13 @@
 //! sure nothing it started outlives it.
 //!
 //! The child runs in its own process group with stdin on /dev/null, and gets
-//! `PR_SET_PDEATHSIG=SIGKILL`. stdout and stderr are read concurrently in
-//! chunks; each chunk is captured raw (capped), redacted as a stream, cut into
-//! CRI pieces, written to the log and handed to `on_line`. Memory stays bounded
-//! by the read buffers, the log buffer, one line piece per stream and the
-//! capture cap, whatever the command prints.
+//! `PR_SET_PDEATHSIG=SIGKILL`. While it runs its group is listed for the
+//! watchdog, which kills the group if the runner dies without running any
+//! code of its own ([`super::watchdog`]). stdout and stderr are read
+//! concurrently in chunks; each chunk is captured raw (capped), redacted as a
+//! stream, cut into CRI pieces, written to the log and handed to `on_line`.
+//! Memory stays bounded by the read buffers, the log buffer, one line piece
+//! per stream and the capture cap, whatever the command prints.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -30,6 +32,7 @@ use tokio::time::Instant;
 pub use super::cri::OutputStream;
 use super::cri::{self, LineSplitter};
 use super::spawn::{self, Program};
+use super::watchdog;
 use crate::secret::{Redactor, StreamRedactor};
 
 /// The most output of each stream returned to the caller (the log keeps all).
@@ -515,7 +518,8 @@ fn cannot_run(
     })
 }
 
-/// Process groups of commands that are running, for [`kill_all_groups`].
+/// Process groups of commands that are running, for [`kill_all_groups`]
+/// (and mirrored in the watchdog's table).
 static LIVE_GROUPS: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
 
 fn live_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
@@ -523,11 +527,34 @@ fn live_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
     LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// List a group: here, and in the watchdog's table.
+fn list_group(pgid: libc::pid_t) {
+    let mut groups = live_groups();
+    groups.push(pgid);
+    watchdog::set_slot(groups.len() - 1, pgid);
+    watchdog::set_count(groups.len());
+}
+
+/// Unlist a group. The last one moves into its place: in the watchdog's
+/// table, before the count goes down, so a running group is never missing
+/// from it (see [`watchdog`]).
+fn unlist_group(pgid: libc::pid_t) {
+    let mut groups = live_groups();
+    if let Some(index) = groups.iter().position(|&g| g == pgid) {
+        groups.swap_remove(index);
+        if let Some(&moved) = groups.get(index) {
+            watchdog::set_slot(index, moved);
+        }
+        watchdog::set_count(groups.len());
+    }
+}
+
 /// SIGKILL the process group of every command now running.
 ///
 /// For a runner about to exit without unwinding (`std::process::exit` on a
 /// second signal): the parent-death signal only reaches each command's
-/// direct child, not what that child started in the background.
+/// direct child, not what that child started in the background. (A runner
+/// that dies without running any code leaves this to the watchdog.)
 pub fn kill_all_groups() {
     for &pgid in live_groups().iter() {
         // SAFETY: plain syscall; ESRCH (group already gone) is fine.
@@ -547,7 +574,7 @@ impl GroupKill {
     fn new(pgid: Option<libc::pid_t>) -> Self {
         let pgid = pgid.filter(|&p| p > 0);
         if let Some(p) = pgid {
-            live_groups().push(p);
+            list_group(p);
         }
         GroupKill { pgid }
     }
@@ -565,7 +592,7 @@ impl GroupKill {
     /// soon belong to someone else.
     fn disarm(&mut self) {
         if let Some(p) = self.pgid.take() {
-            live_groups().retain(|&g| g != p);
+            unlist_group(p);
         }
     }
 }

@@ -133,7 +133,7 @@ fn environment(extra: &[(String, String)]) -> io::Result<Option<Vec<CString>>> {
     Ok(Some(vars))
 }
 
-/// The runner's pid, asked once: the runner never forks.
+/// The runner's pid, asked once: its one fork, the watchdog, starts no command.
 fn runner_pid() -> libc::pid_t {
     static PID: OnceLock<libc::pid_t> = OnceLock::new();
     // SAFETY: getpid has no preconditions.
