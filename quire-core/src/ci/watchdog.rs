@@ -4,7 +4,7 @@
 //! `quire-ci`.
 //!
 //! A command's direct child dies with the runner by itself (its parent-death
-//! signal, [`super::spawn`]), but that signal is not inherited across `fork`:
+//! signal, `ci::spawn`), but that signal is not inherited across `fork`:
 //! what `sh` or `make` started keeps running. Only a process that outlives the
 //! runner can kill those, so `quire-ci run` forks one before anything else.
 //!
