@@ -66,6 +66,22 @@ ci.job("test", {"quire/push"}, function() end)
 }
 
 #[test]
+fn two_cycles_sharing_a_job_are_shown_by_a_cycle_that_exists() {
+    // a -> c -> b -> a and c -> e -> c: one tangle of four jobs.
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :a [:quire/push :c] (fn []))\n(ci.job :b [:a] (fn []))\n(ci.job :c [:b :e] (fn []))\n(ci.job :e [:c] (fn []))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("cycle between jobs: a -> c -> b -> a (and, through other cycles with them, e)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn validate_formats_json_and_dot() {
     let ws = Workspace::lua(
         "local ci = require('quire.ci')\nci.job('build', {'quire/push'}, function() end)\nci.job('test', {'build'}, function() end)\n",

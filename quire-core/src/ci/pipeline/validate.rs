@@ -196,17 +196,19 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     let cycles = find_cycles(&edges);
     let mut in_cycle = vec![false; candidates.len()];
     for cycle in &cycles {
-        for &i in cycle {
+        for &i in cycle.path.iter().chain(&cycle.also) {
             in_cycle[i] = true;
         }
-        let names: Vec<&str> = cycle.iter().map(|&i| candidates[i].id.as_str()).collect();
-        let first = cycle[0];
+        let name = |i: &usize| candidates[*i].id.as_str();
+        let path: Vec<&str> = cycle.path.iter().map(name).collect();
+        let mut message = format!("cycle between jobs: {} -> {}", path.join(" -> "), path[0]);
+        if !cycle.also.is_empty() {
+            let also: Vec<&str> = cycle.also.iter().map(name).collect();
+            message.push_str(&format!(" (and, through other cycles with them, {})", also.join(", ")));
+        }
         errors.push(
-            PipelineError::new(
-                format!("cycle between jobs: {} -> {}", names.join(" -> "), names[0]),
-                &candidates[first].registration.location,
-            )
-            .help("a job cannot depend on itself, directly or through other jobs"),
+            PipelineError::new(message, &candidates[cycle.path[0]].registration.location)
+                .help("a job cannot depend on itself, directly or through other jobs"),
         );
     }
 
@@ -381,9 +383,20 @@ fn job_inputs(reg: &JobRegistration, id: &str, errors: &mut Vec<PipelineError>) 
     Some(inputs)
 }
 
-/// Every cycle (strongly connected component with more than one job, or a job
-/// that names itself), each listed from its first-declared job in edge order.
-fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+/// Jobs that depend on each other: a strongly connected component with more
+/// than one job, or a job that names itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Cycle {
+    /// A shortest cycle through the component's first-declared job, in edge
+    /// order (each job depends on the next, the last on the first).
+    path: Vec<usize>,
+    /// The component's other jobs, in declaration order: they are in cycles
+    /// with the path's jobs, but not on this one.
+    also: Vec<usize>,
+}
+
+/// Every cycle of the job graph, one per tangle of jobs.
+fn find_cycles(edges: &[Vec<usize>]) -> Vec<Cycle> {
     let n = edges.len();
     // Tarjan's algorithm, iterative so deep chains cannot overflow the stack.
     let mut index = vec![usize::MAX; n];
@@ -442,32 +455,38 @@ fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Walk a component from its first-declared job along input edges, so the
-/// message reads as a path (`a -> b -> a`).
-fn order_cycle(component: &[usize], edges: &[Vec<usize>]) -> Vec<usize> {
+/// A shortest way from the component's first-declared job back to itself
+/// along input edges, so the message reads as a path (`a -> b -> a`) that
+/// really is one; the component's other jobs are listed beside it.
+fn order_cycle(component: &[usize], edges: &[Vec<usize>]) -> Cycle {
     let start = *component.iter().min().expect("non-empty");
-    let mut path = vec![start];
-    let mut current = start;
-    while path.len() < component.len() {
-        let next = edges[current]
-            .iter()
-            .copied()
-            .find(|w| component.contains(w) && !path.contains(w));
-        match next {
-            Some(w) => {
-                path.push(w);
-                current = w;
+    // Breadth first inside the component; every job of it reaches `start`.
+    let mut came_from: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut last = None;
+    'search: while let Some(v) = queue.pop_front() {
+        for &w in &edges[v] {
+            if w == start {
+                last = Some(v);
+                break 'search;
             }
-            None => {
-                // Not a simple cycle through every member; list the rest in declaration order.
-                let mut rest: Vec<usize> = component.iter().copied().filter(|w| !path.contains(w)).collect();
-                rest.sort();
-                path.extend(rest);
-                break;
+            if component.contains(&w) && !came_from.contains_key(&w) {
+                came_from.insert(w, v);
+                queue.push_back(w);
             }
         }
     }
-    path
+    let mut path = Vec::new();
+    let mut v = last.expect("a component of a cycle leads back to its start");
+    while v != start {
+        path.push(v);
+        v = came_from[&v];
+    }
+    path.push(start);
+    path.reverse();
+    let mut also: Vec<usize> = component.iter().copied().filter(|w| !path.contains(w)).collect();
+    also.sort();
+    Cycle { path, also }
 }
 
 /// Kahn's algorithm over `edges` (job -> its input jobs), picking the
@@ -515,7 +534,15 @@ mod tests {
     #[test]
     fn cycles_are_found_and_walked_as_paths() {
         let edges = vec![vec![2], vec![0], vec![1], vec![3], vec![]];
-        assert_eq!(find_cycles(&edges), vec![vec![0, 2, 1], vec![3]]);
+        let cycle = |path: Vec<usize>, also: Vec<usize>| Cycle { path, also };
+        assert_eq!(
+            find_cycles(&edges),
+            vec![cycle(vec![0, 2, 1], vec![]), cycle(vec![3], vec![])]
+        );
+        // Two cycles sharing a job (a -> c -> b -> a and c -> e -> c): one
+        // tangle, shown by a real cycle, not a walk through every job.
+        let edges = vec![vec![2], vec![0], vec![1, 3], vec![2]];
+        assert_eq!(find_cycles(&edges), vec![cycle(vec![0, 2, 1], vec![3])]);
     }
 
     #[test]
