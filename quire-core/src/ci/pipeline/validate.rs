@@ -279,6 +279,9 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     Ok(Pipeline::new(jobs, image, order))
 }
 
+/// The longest job id: the name of its log directory.
+const MAX_ID_BYTES: usize = 255;
+
 /// A job id names the job in events, on the terminal and in the path of
 /// its logs, `jobs/<id>/`: a string without `/`, nor control characters, nor
 /// one that names a directory already (`.` and `..`).
@@ -325,6 +328,20 @@ fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<Stri
                 .help(format!(
                     "a job's logs go to jobs/<id>/, and '{id}' would put them outside it; name the job with a word"
                 )),
+        );
+        return None;
+    }
+    // A path component holds at most 255 bytes on Linux's file systems.
+    if id.len() > MAX_ID_BYTES {
+        errors.push(
+            PipelineError::new(
+                format!("job id '{}…' is {} bytes long", printable(&id.chars().take(20).collect::<String>()), id.len()),
+                &reg.location,
+            )
+            .on(ID)
+            .help(format!(
+                "a job's logs go to jobs/<id>/, and a directory name holds at most {MAX_ID_BYTES} bytes: use a shorter id"
+            )),
         );
         return None;
     }
@@ -599,6 +616,22 @@ mod tests {
         };
         assert_eq!(rejected("."), "job id '.' is not allowed");
         assert_eq!(rejected(".."), "job id '..' is not allowed");
+        assert_eq!(
+            rejected(&"j".repeat(256)),
+            format!("job id '{}…' is 256 bytes long", "j".repeat(20))
+        );
+        assert_eq!(
+            rejected(&"é".repeat(128)),
+            format!("job id '{}…' is 256 bytes long", "é".repeat(20))
+        );
+        let longest = "j".repeat(255);
+        assert!(
+            validate(&Registry {
+                jobs: vec![job(&longest)],
+                images: vec![]
+            })
+            .is_ok()
+        );
         assert_eq!(rejected(""), "job id is empty");
         assert_eq!(rejected("a/b"), "job id 'a/b' contains '/'");
         assert_eq!(rejected("x\0y"), "job id 'x\\0y' contains a control character ('\\0')");
