@@ -63,6 +63,33 @@ ci.job("test", {"quire/push"}, function() end)
             run.stderr
         );
     }
+    // In the order of their lines (3, 4, 5, 6, 6, 7, 9, 10), whatever check found them.
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("╭─[.quire/ci.lua:").map(|(_, rest)| rest))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(lines, ["3", "4", "5", "6", "6", "7", "9", "10"], "{}", run.stderr);
+}
+
+#[test]
+fn errors_come_in_the_order_of_their_lines_not_of_the_checks() {
+    // The unknown input is found after the bad id, by a later check.
+    let ws = Workspace::lua(
+        r#"local ci = require("quire.ci")
+ci.job("a", {"nope"}, function() end)
+ci.job("x/y", {"quire/push"}, function() end)
+"#,
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    let unknown = run
+        .stderr
+        .find("input 'nope' is neither")
+        .expect("unknown input reported");
+    let slash = run.stderr.find("job id 'x/y' contains '/'").expect("bad id reported");
+    assert!(unknown < slash, "{}", run.stderr);
 }
 
 #[test]

@@ -263,6 +263,13 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     }
 
     if !errors.is_empty() {
+        // In the order of the file, as a reader goes through it; errors found
+        // in one pass over the same line keep the order they were found in.
+        errors.sort_by_key(|e| {
+            e.location
+                .as_ref()
+                .map_or((1, String::new(), 0), |l| (0, l.file.clone(), l.line))
+        });
         return Err(errors);
     }
     let order = topological_order(&edges);
