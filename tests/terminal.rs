@@ -77,3 +77,24 @@ fn stderr_is_the_same_with_and_without_events_on_stdout() {
     assert_eq!(mask(&plain.stderr), mask(&with_events.stderr));
     assert_eq!(plain.stdout, "");
 }
+
+#[test]
+fn a_command_that_asks_the_terminal_fails_at_once_instead_of_hanging() {
+    // In its own process group on the runner's terminal, the command would
+    // be stopped by the kernel (SIGTTIN) for reading it, and the run hang.
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :ask [:quire/push] (fn [runtime] (runtime.sh \"read answer < /dev/tty\")))\n",
+    );
+    let bin = env!("CARGO_BIN_EXE_quire-ci");
+    let command = format!("'{bin}' -w '{}' run", ws.path().display());
+    // `timeout` ends a hang (exit 124), so the test fails rather than waits for ever.
+    let out = Command::new("timeout")
+        .args(["60", "script", "-q", "-e", "-c", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("timeout and util-linux script run the command on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    assert!(screen.contains("/dev/tty"), "{screen}");
+    assert!(screen.contains("ask | failed in"), "{screen}");
+}

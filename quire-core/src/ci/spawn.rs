@@ -10,7 +10,8 @@
 //! what glibc's posix_spawn does, plus the prctl, in about 60 lines of
 //! async-signal-safe child code.
 //!
-//! The child is in its own process group, has stdin on /dev/null and stdout
+//! The child is in a session of its own (so in its own process group, and
+//! without a controlling terminal), has stdin on /dev/null and stdout
 //! and stderr on pipes, runs in `cwd`, gets `PR_SET_PDEATHSIG = SIGKILL`, an
 //! empty signal mask and SIGPIPE at its default, like a std child. Programs
 //! without a `/` are looked up in PATH (the command's own `:env` PATH if it
@@ -363,7 +364,12 @@ unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
                 libc::sigaction(sig, &default, ptr::null_mut());
             }
         }
-        if libc::setpgid(0, 0) != 0 {
+        // A session of its own, not just a process group: a process of a
+        // background group that touches the runner's terminal (`read <
+        // /dev/tty`, git asking for a password) would be stopped by the
+        // kernel (SIGTTIN) and the run would hang. Without a controlling
+        // terminal, opening /dev/tty fails at once.
+        if libc::setsid() < 0 {
             return errno();
         }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
