@@ -312,6 +312,10 @@ ci.job("probe", {"quire/push"}, function(rt)
   refused("runtime.sh from a coroutine", "runs commands from its run-fn only", coroutine.wrap(function()
     return rt.sh("touch escaped")
   end))
+  -- The run-fn's own table is as locked as the global view of it.
+  refused("assign into the run-fn's runtime", "runtime is read-only", function() rt.sh = print end)
+  refused("rawset into the run-fn's runtime", "read-only", rawset, rt, "sh", print)
+  refused("setmetatable on the run-fn's runtime", "cannot change a protected metatable", setmetatable, rt, {})
   stashed = rt
   if #failures > 0 then error(table.concat(failures, "\n")) end
   rt.sh("true")

@@ -16,7 +16,7 @@ use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
 use super::process::LogMade;
 use super::push::{PushInfo, read_push_info};
-use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, sh_result_constructor};
+use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, read_only_view, sh_result_constructor};
 use super::schedule::{self, JobState, ScheduleOptions, Stop, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
@@ -265,8 +265,8 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
             return finish(&emitter, &redactor, RunOutcome::Failed, Some(text), RunEnd::Failed);
         }
     }
-    let sh_result = match sh_result_constructor(lua) {
-        Ok(f) => f,
+    let (sh_result, read_only_view) = match sh_result_constructor(lua).and_then(|s| Ok((s, read_only_view(lua)?))) {
+        Ok(functions) => functions,
         Err(err) => {
             return finish(
                 &emitter,
@@ -295,6 +295,7 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         kill_grace: request.kill_grace,
         outputs: RefCell::new(outputs),
         sh_result,
+        read_only_view,
     });
     let options = ScheduleOptions {
         parallelism: request.parallelism,

@@ -204,6 +204,8 @@ pub struct RunContext {
     pub outputs: RefCell<HashMap<String, Value>>,
     /// Makes the table `runtime.sh` returns (see [`sh_result_constructor`]).
     pub sh_result: Function,
+    /// Makes a job's runtime table into a read-only view of it (see [`read_only_view`]).
+    pub read_only_view: Function,
 }
 
 impl RunContext {
@@ -296,7 +298,8 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     })?;
     table.set("env", env)?;
 
-    Ok(table)
+    // The job's code gets a view it cannot change (nor, through it, the global `runtime`).
+    job.run.read_only_view.call(table)
 }
 
 /// `file:line: ` of the pipeline code calling the running runtime function,
@@ -316,6 +319,26 @@ impl std::fmt::Display for CallerPrefix {
             None => Ok(()),
         }
     }
+}
+
+/// A Lua function making a read-only view of a table: reads go through (the
+/// view's `__index` is the table itself, so `runtime.sh` costs one lookup
+/// more and no call); writes, `rawset` (the sandbox's refuses a metatable
+/// locked as "read-only") and `setmetatable` are refused. A job's code gets
+/// this view of its runtime table, so it cannot swap `runtime.sh` for its
+/// own function and have the global `runtime` call that.
+pub fn read_only_view(lua: &Lua) -> mlua::Result<Function> {
+    let error: Function = lua.globals().get("error")?;
+    lua.load(
+        "local error, setmetatable = ...\n\
+         return function(t) return setmetatable({}, {\n\
+           __index = t,\n\
+           __newindex = function() error(\"runtime is read-only\", 2) end,\n\
+           __metatable = \"read-only\",\n\
+         }) end",
+    )
+    .set_name("=runtime")
+    .call((error, lua.globals().get::<Function>("setmetatable")?))
 }
 
 /// A Lua function making `runtime.sh`'s result table in one call: from
