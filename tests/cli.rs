@@ -56,6 +56,15 @@ fn man_pages_cover_the_tool_and_each_subcommand() {
 fn bad_flags_are_usage_errors() {
     run(&["run", "--no-such-flag"]).assert_code(2);
     run(&["run", "-j", "0"]).assert_code(2);
+    let bad = run(&["run", "--ref", "main"]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains(
+            "invalid ref \"main\": expected a full ref name such as refs/heads/main or refs/tags/v1.0, or HEAD"
+        ),
+        "{}",
+        bad.stderr
+    );
     for duration in ["soon", "0", "-1", "nan", "-inf", "1e-10"] {
         // `=`: clap takes a separate `-1` for a flag.
         let bad = run(&["run", &format!("--timeout={duration}")]);

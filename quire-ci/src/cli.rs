@@ -140,8 +140,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SHA", value_parser = parse_sha)]
     pub sha: Option<String>,
 
-    /// The ref being built, e.g. refs/heads/main [default: the workspace's current ref]
-    #[arg(long = "ref", value_name = "REF")]
+    /// The ref being built, e.g. refs/heads/main, or HEAD [default: the workspace's current ref]
+    #[arg(long = "ref", value_name = "REF", value_parser = parse_ref)]
     pub git_ref: Option<String>,
 
     /// Declare a secret for runtime.secret: NAME=env:VAR or NAME=file:PATH (repeatable)
@@ -230,6 +230,23 @@ fn parse_sha(text: &str) -> Result<String, String> {
     }
 }
 
+/// A ref as the event stream carries it (`run_started.ref`): a full ref name
+/// (`refs/heads/main`, `refs/tags/v1`) or `HEAD`, as git writes them; the
+/// push's `branch` and `tag` are read from its prefix.
+fn parse_ref(text: &str) -> Result<String, String> {
+    let full = text
+        .strip_prefix("refs/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(str::is_empty));
+    let printable = !text.chars().any(|c| c.is_control() || c == ' ');
+    if (full || text == "HEAD") && printable {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "invalid ref {text:?}: expected a full ref name such as refs/heads/main or refs/tags/v1.0, or HEAD"
+        ))
+    }
+}
+
 /// The Lua VM needs about this much to start; a smaller limit could not run anything.
 const MIN_MEMORY_LIMIT: usize = 1 << 20;
 
@@ -304,6 +321,31 @@ mod tests {
             parse_duration("1e19"),
             Ok(Duration::from_secs(10_000_000_000_000_000_000))
         );
+    }
+
+    #[test]
+    fn refs() {
+        for good in ["refs/heads/main", "refs/tags/v1.0", "refs/heads/feature/x", "HEAD"] {
+            assert_eq!(parse_ref(good), Ok(good.to_string()));
+        }
+        for bad in [
+            "",
+            "main",
+            "refs/",
+            "refs//x",
+            "refs/heads/",
+            "refs/heads/a b",
+            "refs/heads/a\nb",
+            "head",
+        ] {
+            assert_eq!(
+                parse_ref(bad),
+                Err(format!(
+                    "invalid ref {bad:?}: expected a full ref name such as refs/heads/main or refs/tags/v1.0, or HEAD"
+                )),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
