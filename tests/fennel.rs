@@ -487,6 +487,7 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
         "{}",
         run.stdout
     );
+    assert!(run.stdout.ends_with(")\n"), "the last line is ended: {:?}", run.stdout);
     ws.write("bad.fnl", "(print \"a\")\n(print (undefined-thing))\n");
     let run = Run::from(
         quire_ci()

@@ -56,6 +56,10 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         let lua = compile_source(&source, &display, &Sandbox::compile_options())
             .map_err(|e| FennelCommandError::Fennel(Box::new(e)))?;
         crate::output(&lua);
+        // A file ends its last line, as the compiled Lua does not.
+        if !lua.ends_with('\n') {
+            crate::output("\n");
+        }
         return Ok(());
     }
     // `require` finds modules beside the file.

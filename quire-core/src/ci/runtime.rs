@@ -520,7 +520,10 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
                         Value::Number(n) => n.to_string(),
                         Value::Boolean(b) => b.to_string(),
                         other => {
-                            return Err(format!(":env {shown} must be a string, got {}", other.type_name()));
+                            return Err(format!(
+                                ":env {shown} must be a string, a number or a boolean, got {}",
+                                other.type_name()
+                            ));
                         }
                     };
                     if value.contains('\0') {
