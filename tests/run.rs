@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Workspace, cri_lines, mask_durations};
+use common::{Run, Workspace, cri_lines, mask_durations};
 
 const TWO_JOBS: &str = r#"
 local ci = require("quire.ci")
@@ -901,4 +901,44 @@ ci.job("a", {"quire/push"}, function(rt) rt.sh({"echo", rt.secret("S")}) end)
     let log = std::fs::read_to_string(cwd.path().join("logs/jobs/a/sh-1.log")).unwrap();
     assert_eq!(cri_lines(&log), vec!["stdout F ***"]);
     assert!(!ws.path().join("run.jsonl").exists() && !ws.path().join("logs").exists());
+}
+
+#[test]
+fn a_repository_git_refuses_is_read_as_outside_one_with_a_warning() {
+    let ws = Workspace::lua(TWO_JOBS);
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(ws.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    // Owned by another user, git refuses it ("dubious ownership"); only root may chown.
+    if std::os::unix::fs::chown(ws.path(), Some(12345), None).is_err() {
+        eprintln!("skipped: changing a directory's owner needs root");
+        return;
+    }
+    let run = Run::from(
+        common::quire_ci()
+            .arg("-w")
+            .arg(ws.path())
+            .args(["run", "-q", "--events", "stdout"])
+            // No safe.directory from the machine's own git configuration.
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1); // TWO_JOBS's test job fails
+    assert!(
+        run.stderr.starts_with(
+            "warning: git refused the workspace's repository, so quire/push is read as outside one (sha forty zeros, ref HEAD):\n  fatal: detected dubious ownership in repository at "
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.events()[0]["sha"], "0".repeat(40));
 }

@@ -442,6 +442,11 @@ impl<W: Write> Observer for Reporter<W> {
                 self.job(job_id).error = Some(message.clone());
                 Ok(())
             }
+            // Shown even with -q: it explains figures in the run's record.
+            RuntimeEvent::Warning(message) => {
+                self.clear_status();
+                writeln!(self.pending, "warning: {message}")
+            }
             // Top-level code's text is the pipeline's own: shown as is, above the status line.
             RuntimeEvent::Print { job_id: None, text } => {
                 if !self.quiet {

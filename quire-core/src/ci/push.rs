@@ -21,6 +21,10 @@ pub struct PushInfo {
     /// Committer date of the commit, RFC 3339.
     pub pushed_at: Option<String>,
     pub git_dir: Option<PathBuf>,
+    /// What git said when it refused the workspace's repository (one owned
+    /// by another user: "detected dubious ownership"), which is then read as
+    /// outside a repository; not part of the source's output.
+    pub refused: Option<String>,
 }
 
 /// Read push info from the repository containing `workspace`. The overrides
@@ -45,7 +49,7 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
     // `--absolute-git-dir` first: once rev-parse meets an argument that is not
     // a revision (HEAD in a repository without commits) it takes the rest as
     // paths, which `--revs-only` leaves out; the git dir is printed either way.
-    let head = git(&[
+    let rev_parse = git(&[
         "rev-parse",
         "--absolute-git-dir",
         "--revs-only",
@@ -53,8 +57,13 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
         "--symbolic-full-name",
         "HEAD",
     ])
-    .output()
-    .map(|out| Head::parse(&out));
+    .result();
+    // Outside a repository git fails too, saying so; only a refusal is news.
+    let refused = match &rev_parse {
+        Err(said) if said.contains("dubious ownership") => Some(said.clone()),
+        _ => None,
+    };
+    let head = rev_parse.ok().map(|out| Head::parse(&out));
 
     let sha = sha_override
         .map(str::to_string)
@@ -103,6 +112,7 @@ pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override
         commit_message,
         pushed_at,
         git_dir: head.map(|h| h.git_dir),
+        refused,
     }
 }
 
@@ -202,7 +212,7 @@ impl Git {
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn();
         Git(child.ok())
     }
@@ -210,13 +220,25 @@ impl Git {
     /// Its stdout without the final newline when it succeeded; `None` on any
     /// failure (not a repository, no such object, no git).
     fn output(self) -> Option<String> {
-        let out = self.0?.wait_with_output().ok()?;
-        if !out.status.success() {
-            return None;
+        self.result().ok()
+    }
+
+    /// Its stdout as [`Git::output`] gives it, or what it said on stderr
+    /// when it failed (empty when it could not run at all).
+    fn result(self) -> Result<String, String> {
+        let out = self.0.and_then(|child| child.wait_with_output().ok());
+        let Some(out) = out else {
+            return Err(String::new());
+        };
+        let trimmed = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            text.strip_suffix('\n').unwrap_or(&text).to_string()
+        };
+        if out.status.success() {
+            Ok(trimmed(&out.stdout))
+        } else {
+            Err(trimmed(&out.stderr))
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        Some(text.to_string())
     }
 }
 
@@ -345,6 +367,7 @@ mod tests {
             (info.branch, info.tag, info.commit_message, info.pushed_at, info.git_dir),
             (None, None, None, None, None)
         );
+        assert_eq!(info.refused, None, "outside a repository is no refusal");
         let info = read_push_info(&dir.path().join("missing"), Some("abc"), Some("refs/heads/x"));
         assert_eq!(info.sha, "abc");
         assert_eq!(info.branch.as_deref(), Some("x"));

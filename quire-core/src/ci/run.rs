@@ -249,6 +249,23 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
     let pipeline = &loaded.pipeline;
 
     let push = read_push_info(&request.workspace, request.sha.as_deref(), request.git_ref.as_deref());
+    if let Some(said) = &push.refused {
+        // git's own words, with its advice, indented under ours.
+        let said: Vec<String> = said
+            .lines()
+            .map(|line| {
+                if line.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("  {line}")
+                }
+            })
+            .collect();
+        emitter.borrow_mut().emit(RuntimeEvent::Warning(format!(
+            "git refused the workspace's repository, so quire/push is read as outside one (sha forty zeros, ref HEAD):\n{}",
+            said.join("\n")
+        )));
+    }
     emitter.borrow_mut().wire(EventKind::RunStarted {
         sha: push.sha.clone(),
         git_ref: push.r#ref.clone(),

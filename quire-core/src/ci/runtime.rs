@@ -42,6 +42,9 @@ pub enum RuntimeEvent {
         job_id: String,
         message: String,
     },
+    /// Something a person should know that changes no outcome (git
+    /// refusing the workspace's repository, so the push is read as outside one).
+    Warning(String),
 }
 
 /// A consumer of runtime events: the events sink, the human reporter.
