@@ -942,3 +942,27 @@ fn a_repository_git_refuses_is_read_as_outside_one_with_a_warning() {
     );
     assert_eq!(run.events()[0]["sha"], "0".repeat(40));
 }
+
+#[test]
+fn a_job_changing_an_output_it_read_changes_it_for_no_other_job() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :make [:quire/push] (fn [] {:nested {:n 1} :list [1 2]}))
+(ci.job :spoil [:make]
+  (fn [runtime]
+    (let [out (runtime.jobs :make)]
+      (set out.nested.n 999)
+      (table.insert out.list 3)
+      (tset (runtime.jobs :quire/push) :sha "spoiled"))
+    {}))
+(ci.job :read [:spoil]
+  (fn [runtime]
+    (let [out (runtime.jobs :make)]
+      (print out.nested.n (length out.list) (. (runtime.jobs :quire/push) :sha)))
+    {}))
+"#,
+    );
+    let run = ws.run(&["run", "-j", "1"]);
+    run.assert_code(0);
+    run.assert_stderr_lines(&["read  | 1\t2\t0000000000000000000000000000000000000000"]);
+}

@@ -16,7 +16,9 @@ use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
 use super::process::LogMade;
 use super::push::{PushInfo, read_push_info};
-use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, read_only_view, sh_result_constructor};
+use super::runtime::{
+    Emitter, RecordError, RunContext, RuntimeEvent, output_copier, read_only_view, sh_result_constructor,
+};
 use super::schedule::{self, JobState, ScheduleOptions, Stop, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
@@ -282,7 +284,8 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
             return finish(&emitter, &redactor, RunOutcome::Failed, Some(text), RunEnd::Failed);
         }
     }
-    let (sh_result, read_only_view) = match sh_result_constructor(lua).and_then(|s| Ok((s, read_only_view(lua)?))) {
+    let helpers = sh_result_constructor(lua).and_then(|s| Ok((s, read_only_view(lua)?, output_copier(lua)?)));
+    let (sh_result, read_only_view, copy_output) = match helpers {
         Ok(functions) => functions,
         Err(err) => {
             return finish(
@@ -313,6 +316,7 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         outputs: RefCell::new(outputs),
         sh_result,
         read_only_view,
+        copy_output,
     });
     let options = ScheduleOptions {
         parallelism: request.parallelism,

@@ -209,6 +209,8 @@ pub struct RunContext {
     pub sh_result: Function,
     /// Makes a job's runtime table into a read-only view of it (see [`read_only_view`]).
     pub read_only_view: Function,
+    /// Copies an output for the job reading it (see [`output_copier`]).
+    pub copy_output: Function,
 }
 
 impl RunContext {
@@ -271,7 +273,10 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
                 ctx.job_id
             )));
         }
-        Ok(ctx.run.outputs.borrow().get(&name).cloned().unwrap_or(Value::Nil))
+        // A copy: a job that changes what it read changes nothing for the
+        // jobs reading it after (or beside) it.
+        let output = ctx.run.outputs.borrow().get(&name).cloned().unwrap_or(Value::Nil);
+        ctx.run.copy_output.call::<Value>(output)
     })?;
     table.set("jobs", jobs)?;
 
@@ -344,6 +349,36 @@ pub fn read_only_view(lua: &Lua) -> mlua::Result<Function> {
     .call((error, lua.globals().get::<Function>("setmetatable")?))
 }
 
+/// A Lua function copying a job's output (or the push's) for a job that reads
+/// it, tables all the way down (shared and cyclic ones copied once, as
+/// shared and cyclic), with their metatables where those are not locked;
+/// functions and other values as they are. Outputs are small, and each read
+/// is charged to the reader's instruction budget like any code of its own.
+pub fn output_copier(lua: &Lua) -> mlua::Result<Function> {
+    lua.load(
+        r#"local next, type, getmetatable, setmetatable = ...
+local function copy(value, seen)
+  if type(value) ~= "table" then return value end
+  local done = seen[value]
+  if done then return done end
+  local t = {}
+  seen[value] = t
+  for k, v in next, value do t[copy(k, seen)] = copy(v, seen) end
+  local meta = getmetatable(value)
+  if type(meta) == "table" then setmetatable(t, meta) end
+  return t
+end
+return function(value) return copy(value, {}) end"#,
+    )
+    .set_name("=runtime.jobs")
+    .call((
+        lua.globals().get::<Function>("next")?,
+        lua.globals().get::<Function>("type")?,
+        lua.globals().get::<Function>("getmetatable")?,
+        lua.globals().get::<Function>("setmetatable")?,
+    ))
+}
+
 /// A Lua function making `runtime.sh`'s result table in one call: from
 /// Rust, each field set is a protected call of its own.
 pub fn sh_result_constructor(lua: &Lua) -> mlua::Result<Function> {
@@ -360,19 +395,19 @@ const LAZY_CAPTURE: usize = 64 * 1024;
 /// strings when the pipeline first reads them. A Lua string is always a copy,
 /// so a loud command's capture (up to 16 MiB a stream) would otherwise be held
 /// twice, in Rust and in Lua, even when nothing reads it.
+///
+/// The bytes stay with the metatable, not with the first table that reads
+/// them: a job's output is copied for each job that reads it (see
+/// [`output_copier`]), and the copies share this metatable.
 fn captured_output(lua: &Lua, stdout: Vec<u8>, stderr: Vec<u8>) -> mlua::Result<Table> {
-    let pending = RefCell::new([Some(stdout), Some(stderr)]);
+    let captured = [stdout, stderr];
     let index = lua.create_function(move |lua, (result, key): (Table, Value)| {
-        let slot = match &key {
-            Value::String(name) if name.as_bytes().as_ref() == b"stdout" => 0,
-            Value::String(name) if name.as_bytes().as_ref() == b"stderr" => 1,
+        let bytes = match &key {
+            Value::String(name) if name.as_bytes().as_ref() == b"stdout" => &captured[0],
+            Value::String(name) if name.as_bytes().as_ref() == b"stderr" => &captured[1],
             _ => return Ok(Value::Nil),
         };
-        let Some(bytes) = pending.borrow_mut()[slot].take() else {
-            return Ok(Value::Nil);
-        };
-        let text = Value::String(lua.create_string(&bytes)?);
-        drop(bytes);
+        let text = Value::String(lua.create_string(bytes)?);
         result.raw_set(key, text.clone())?;
         Ok(text)
     })?;
