@@ -218,6 +218,40 @@ fn a_failing_command_names_its_line_in_tail_position_too() {
 }
 
 #[test]
+fn errors_that_name_no_line_and_wrong_returns_get_one() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :table-error [:quire/push]
+  (fn []
+    (error {:code 1})
+    nil))
+(ci.job :level-zero [:quire/push]
+  (fn []
+    (error "no position" 0)
+    nil))
+(ci.job :returns-true [:quire/push]
+  (fn [] true))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let errors = job_errors(&run);
+    assert!(
+        errors[0].starts_with("table-error: .quire/ci.fnl:4: table: 0x"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[1..],
+        [
+            "level-zero: .quire/ci.fnl:8: no position",
+            "returns-true: .quire/ci.fnl:10: the run-fn of job 'returns-true' returned a boolean; it must return a table (the job's output) or nil",
+        ],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn an_error_in_tail_position_names_its_line() {
     let ws = Workspace::fennel(
         r#"(local ci (require :quire.ci))

@@ -344,14 +344,21 @@ fn start_job(
                         .insert(ctx.job_id.clone(), Value::Table(output));
                     (JobOutcome::Complete, None)
                 }
-                other => (
-                    JobOutcome::Failed,
-                    Some(format!(
-                        "the run-fn of job '{}' returned {}; it must return a table (the job's output) or nil",
-                        ctx.job_id,
-                        with_article(other.type_name())
-                    )),
-                ),
+                other => {
+                    let declared = ctx.pipeline.jobs[index]
+                        .location
+                        .as_ref()
+                        .map(|l| format!("{l}: "))
+                        .unwrap_or_default();
+                    (
+                        JobOutcome::Failed,
+                        Some(format!(
+                            "{declared}the run-fn of job '{}' returned {}; it must return a table (the job's output) or nil",
+                            ctx.job_id,
+                            with_article(other.type_name())
+                        )),
+                    )
+                }
             },
         };
         let mut emitter = run.emitter.borrow_mut();

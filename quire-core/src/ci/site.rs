@@ -13,19 +13,32 @@
 //! The job's failure then names the line of that tail call, read from the
 //! run-fn's bytecode, when all its tail calls are on one line. Otherwise it
 //! names the line that declared the job, and says so.
+//!
+//! An error raised with a value that is not a message (`(error {:code 1})`),
+//! or at level 0, names no line either, though its frame is there: the dead
+//! coroutine's stack gives it. And a run-fn that returns something other than
+//! a table or nil is named by the line that declared its job.
 
 use mlua::{Lua, Thread};
 
 use super::load::error_location;
 use super::pipeline::Job;
-use crate::lua::{started_with_tail_call, tail_call_lines};
+use crate::lua::{error_site, started_with_tail_call, tail_call_lines};
 
 /// `message`, the error that ended `job`'s coroutine `thread`, with a line of
-/// the pipeline code in front when it names none and the run-fn's frame was
-/// replaced by a tail call.
+/// the pipeline code in front when it names none: where the error was
+/// raised, or where the run-fn's frame was replaced by a tail call.
 pub fn locate_job_error(lua: &Lua, job: &Job, thread: &Thread, message: String) -> String {
-    if error_location(&message).is_some() || !started_with_tail_call(thread) {
+    if error_location(&message).is_some() {
         return message;
+    }
+    // Not for a tail call: an error blaming the caller (`(error msg 2)`) of
+    // a helper the run-fn tail-called would be put on the helper's line.
+    if !started_with_tail_call(thread) {
+        return match error_site(thread) {
+            Some(site) => format!("{site}: {message}"),
+            None => message,
+        };
     }
     match job_site(lua, job) {
         Some(site) => format!("{site}: {message}"),
