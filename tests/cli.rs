@@ -47,6 +47,13 @@ fn man_pages_cover_the_tool_and_each_subcommand() {
     let page = run(&["man", "run"]);
     page.assert_code(0);
     assert!(page.stdout.contains(".TH quire-ci-run 1") && page.stdout.contains("fail\\-fast"));
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        page.stdout
+            .contains(&format!(".TH quire-ci-run 1  \"quire-ci-run {version}\"")),
+        "{}",
+        page.stdout.lines().find(|l| l.starts_with(".TH")).unwrap_or("")
+    );
     let unknown = run(&["man", "nope"]);
     unknown.assert_code(2);
     assert!(unknown.stderr.contains("no subcommand 'nope'"));

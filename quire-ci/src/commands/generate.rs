@@ -27,8 +27,13 @@ pub fn man(subcommand: Option<&str>) -> u8 {
     let page = match subcommand {
         None => command,
         Some(name) => match command.find_subcommand(name) {
-            // Subcommand pages are named like git's: quire-ci-run(1).
-            Some(sub) => sub.clone().name(format!("quire-ci-{name}")),
+            // Subcommand pages are named like git's: quire-ci-run(1), and
+            // carry the version as the tool's page does (clap gives
+            // subcommands none).
+            Some(sub) => sub
+                .clone()
+                .name(format!("quire-ci-{name}"))
+                .version(env!("CARGO_PKG_VERSION")),
             None => {
                 let names: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
                 report_error(UnknownSubcommand(name.to_string(), names.join(", ")));
