@@ -63,14 +63,38 @@ impl miette::Diagnostic for FennelError {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(self)
+        self.shows_its_line().then_some(self as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        if !self.shows_its_line() {
+            return None;
+        }
         Some(Box::new(std::iter::once(miette::LabeledSpan::new_primary_with_span(
             Some("here".to_string()),
             self.span,
         ))))
+    }
+}
+
+/// Past this, a line is not shown under the message (which names its line
+/// and column): a minified or generated file can be one line of megabytes.
+const LONGEST_SHOWN_LINE: usize = 1000;
+
+impl FennelError {
+    /// Whether the snippet is worth showing: none of its lines (the span's,
+    /// and one of context before and after) is too long.
+    fn shows_its_line(&self) -> bool {
+        let text = self.source_text.as_bytes();
+        let start = self.span.start.min(text.len());
+        let end = self.span.end.clamp(start, text.len());
+        let before = text[..start].split(|&b| b == b'\n').rev().take(2);
+        let after = text[end..].split(|&b| b == b'\n').take(2);
+        let spanned = text[start..end].split(|&b| b == b'\n');
+        before
+            .chain(spanned)
+            .chain(after)
+            .all(|line| line.len() <= LONGEST_SHOWN_LINE)
     }
 }
 
@@ -138,5 +162,34 @@ mod tests {
    ╰────
 "
         );
+    }
+
+    #[test]
+    fn a_snippet_with_a_line_of_megabytes_is_left_out() {
+        let render = |source: &str, at: &str| {
+            let source: std::sync::Arc<str> = source.into();
+            let start = source.find(at).unwrap();
+            let error = FennelError::new(Stage::Parse, "bad", Span::new(start, start + 1), "t.fnl", &source);
+            let mut out = String::new();
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .render_report(&mut out, &error)
+                .unwrap();
+            out
+        };
+        let long = "x".repeat(LONGEST_SHOWN_LINE + 1);
+        // On the line, or on the line of context before it: only the message.
+        let on_the_line = format!("(a {long} !)");
+        assert_eq!(
+            render(&on_the_line, "!"),
+            format!("fennel::parse\n\n  × t.fnl:1:{}: parse error: bad\n", long.len() + 5)
+        );
+        let before_it = format!("({long}\n!)");
+        assert_eq!(
+            render(&before_it, "!"),
+            "fennel::parse\n\n  × t.fnl:2:1: parse error: bad\n"
+        );
+        // Long enough to read, it is shown.
+        let fine = "x".repeat(LONGEST_SHOWN_LINE - 10);
+        assert!(render(&format!("(a {fine} !)"), "!").contains("│ (a xxx"));
     }
 }
