@@ -32,6 +32,18 @@ fn repo_with_remote(pipeline: &str) -> (Workspace, tempfile::TempDir) {
     (ws, remote)
 }
 
+/// A new empty commit on the current branch; its sha.
+fn commit(dir: &Path, message: &str) -> String {
+    git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// Every ref of `repo`, as `<object> <name>`, by name.
+fn refs(repo: &Path) -> Vec<String> {
+    let out = git(repo, &["for-each-ref", "--format=%(objectname) %(refname)"]);
+    out.lines().map(str::to_string).collect()
+}
+
 fn run_with_secret(ws: &Workspace) -> Run {
     let mut cmd = ws.events_command(&["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"]);
     cmd.env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123");
@@ -86,6 +98,74 @@ fn a_failing_push_fails_the_mirror_job_with_gits_message() {
         "{}",
         run.stderr
     );
+}
+
+/// A mirror with a `ci-<sha>` tag and no `:refs`.
+const TAGGED: &str = r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {:tag (fn [push] (.. "ci-" (string.sub push.sha 1 7)))})
+"#;
+
+#[test]
+fn the_built_commit_is_pushed_to_the_ref_whatever_the_local_branch_holds() {
+    let (ws, remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, remote.path());
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    commit(ws.path(), "not built");
+    ws.run_events(&["--sha", &built, "--ref", "refs/heads/main"])
+        .assert_code(0);
+    assert_eq!(
+        refs(remote.path()),
+        [
+            format!("{built} refs/heads/main"),
+            format!("{built} refs/tags/ci-{}", &built[..7])
+        ]
+    );
+}
+
+#[test]
+fn a_detached_checkout_pushes_to_the_ref_it_is_told() {
+    let (ws, remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["checkout", "-q", "--detach"]);
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    ws.run_events(&["--ref", "refs/heads/release"]).assert_code(0);
+    assert_eq!(
+        refs(remote.path()),
+        [
+            format!("{built} refs/heads/release"),
+            format!("{built} refs/tags/ci-{}", &built[..7])
+        ]
+    );
+}
+
+#[test]
+fn each_of_refs_is_set_to_the_built_commit() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {:refs [:refs/heads/main :refs/heads/stable]})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    commit(ws.path(), "not built");
+    // The pushed ref is not pushed: :refs replaces it.
+    ws.run_events(&["--sha", &built, "--ref", "refs/heads/feature"])
+        .assert_code(0);
+    assert_eq!(
+        refs(remote.path()),
+        [format!("{built} refs/heads/main"), format!("{built} refs/heads/stable")]
+    );
+}
+
+#[test]
+fn outside_a_repository_there_is_no_commit_to_mirror() {
+    let remote = tempfile::tempdir().unwrap();
+    git(remote.path(), &["init", "-q", "--bare"]);
+    let ws = Workspace::fennel(&TAGGED.replace("REMOTE", remote.path().to_str().unwrap()));
+    ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[
+        "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: there is no commit to push: the workspace is not a git repository, or it has no commits",
+    ]);
+    assert_eq!(refs(remote.path()), Vec::<String>::new());
 }
 
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).

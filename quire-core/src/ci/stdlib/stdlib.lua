@@ -8,13 +8,21 @@ local function check_string(value, what)
 end
 
 -- Push the built commit to another remote: tag push.sha (when opts.tag is
--- given), push opts.refs (default: the pushed ref) and the tag to url. The
--- secret opts.secret, if any, reaches git as http.extraHeader through
--- GIT_CONFIG_* variables, so it is never in argv, events or logs.
+-- given), set each of opts.refs (default: the pushed ref) to push.sha on url,
+-- and push the tag. The commit that was built is what goes, whatever the
+-- local branches hold. The secret opts.secret, if any, reaches git as
+-- http.extraHeader through GIT_CONFIG_* variables, so it is never in argv,
+-- events or logs.
 function M.mirror(runtime, url, opts)
   opts = opts or {}
   check_string(url, "url")
   local push = runtime.jobs("quire/push")
+  local sha = push.sha
+  if not sha:find("[^0]") then
+    error("mirror: there is no commit to push: the workspace is not a git repository, or it has no commits", 0)
+  elseif not (sha:match("^%x+$") and (#sha == 40 or #sha == 64)) then
+    error("mirror: push.sha '" .. sha .. "' is not a commit id", 0)
+  end
   local env = {}
   if opts.secret ~= nil then
     check_string(opts.secret, ":secret")
@@ -22,10 +30,11 @@ function M.mirror(runtime, url, opts)
     env.GIT_CONFIG_KEY_0 = "http.extraHeader"
     env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
   end
-  local refs = {}
+  local refs, refspecs = {}, {}
   for _, ref in ipairs(opts.refs or { push.ref }) do
     check_string(ref, "each of :refs")
     refs[#refs + 1] = ref
+    refspecs[#refspecs + 1] = sha .. ":" .. ref
   end
   local tag
   if opts.tag ~= nil then
@@ -36,10 +45,11 @@ function M.mirror(runtime, url, opts)
       error("mirror: cannot tag " .. push.sha .. " as " .. tag .. ": " .. tagged.stderr, 0)
     end
     refs[#refs + 1] = "refs/tags/" .. tag
+    refspecs[#refspecs + 1] = "refs/tags/" .. tag
   end
   local argv = { "git", "push", url }
-  for _, ref in ipairs(refs) do
-    argv[#argv + 1] = ref
+  for _, refspec in ipairs(refspecs) do
+    argv[#argv + 1] = refspec
   end
   local pushed = runtime.sh(argv, { env = env, ["allow-failure"] = true })
   if pushed.exit ~= 0 then
