@@ -158,6 +158,31 @@ fn each_of_refs_is_set_to_the_built_commit() {
 }
 
 #[test]
+fn a_detached_head_pushes_only_the_tag() {
+    let (ws, remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["checkout", "-q", "--detach"]);
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(refs(remote.path()), [format!("{built} refs/tags/ci-{}", &built[..7])]);
+}
+
+#[test]
+fn a_detached_head_without_tag_or_refs_has_nothing_to_push() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["checkout", "-q", "--detach"]);
+    ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[
+        "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: nothing to push: the pushed ref is 'HEAD', not a ref under refs/ (as on a detached HEAD without --ref), and there is no :tag or :refs",
+    ]);
+    assert_eq!(refs(remote.path()), Vec::<String>::new());
+}
+
+#[test]
 fn outside_a_repository_there_is_no_commit_to_mirror() {
     let remote = tempfile::tempdir().unwrap();
     git(remote.path(), &["init", "-q", "--bare"]);

@@ -8,11 +8,11 @@ local function check_string(value, what)
 end
 
 -- Push the built commit to another remote: tag push.sha (when opts.tag is
--- given), set each of opts.refs (default: the pushed ref) to push.sha on url,
--- and push the tag. The commit that was built is what goes, whatever the
--- local branches hold. The secret opts.secret, if any, reaches git as
--- http.extraHeader through GIT_CONFIG_* variables, so it is never in argv,
--- events or logs.
+-- given), set each of opts.refs (default: the pushed ref, unless it is not
+-- under refs/, as HEAD when detached) to push.sha on url, and push the tag.
+-- The commit that was built is what goes, whatever the local branches hold.
+-- The secret opts.secret, if any, reaches git as http.extraHeader through
+-- GIT_CONFIG_* variables, so it is never in argv, events or logs.
 function M.mirror(runtime, url, opts)
   opts = opts or {}
   check_string(url, "url")
@@ -31,7 +31,11 @@ function M.mirror(runtime, url, opts)
     env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
   end
   local refs, refspecs = {}, {}
-  for _, ref in ipairs(opts.refs or { push.ref }) do
+  local pushed_ref = {}
+  if push.ref:sub(1, 5) == "refs/" then
+    pushed_ref = { push.ref }
+  end
+  for _, ref in ipairs(opts.refs or pushed_ref) do
     check_string(ref, "each of :refs")
     refs[#refs + 1] = ref
     refspecs[#refspecs + 1] = sha .. ":" .. ref
@@ -46,6 +50,14 @@ function M.mirror(runtime, url, opts)
     end
     refs[#refs + 1] = "refs/tags/" .. tag
     refspecs[#refspecs + 1] = "refs/tags/" .. tag
+  end
+  if #refspecs == 0 then
+    error(
+      "mirror: nothing to push: the pushed ref is '"
+        .. push.ref
+        .. "', not a ref under refs/ (as on a detached HEAD without --ref), and there is no :tag or :refs",
+      0
+    )
   end
   local argv = { "git", "push", url }
   for _, refspec in ipairs(refspecs) do
