@@ -183,6 +183,73 @@ fn a_detached_head_without_tag_or_refs_has_nothing_to_push() {
 }
 
 #[test]
+fn a_failed_push_leaves_no_tag_behind_and_the_next_run_mirrors() {
+    let (ws, remote) = repo_with_remote(TAGGED);
+    let pipeline = ws.read(".quire/ci.fnl");
+    git(ws.path(), &["checkout", "-q", "--detach"]);
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    let missing = remote.path().join("missing.git");
+    ws.write(".quire/ci.fnl", &pipeline.replace("REMOTE", missing.to_str().unwrap()));
+    ws.run_events(&[]).assert_code(1);
+    assert_eq!(refs(ws.path()), [format!("{built} refs/heads/main")]);
+
+    ws.write(
+        ".quire/ci.fnl",
+        &pipeline.replace("REMOTE", remote.path().to_str().unwrap()),
+    );
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(refs(remote.path()), [format!("{built} refs/tags/ci-{}", &built[..7])]);
+}
+
+#[test]
+fn the_users_tags_are_never_moved() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {:tag (fn [push] "v1.0")})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["tag", "-a", "v1.0", "-m", "release"]);
+    let built = commit(ws.path(), "after the release");
+    let before = refs(ws.path());
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(refs(ws.path()), before);
+    // On the mirror, v1.0 is the built commit: the tag the pipeline asked for.
+    assert_eq!(
+        refs(remote.path()),
+        [format!("{built} refs/heads/main"), format!("{built} refs/tags/v1.0")]
+    );
+}
+
+#[test]
+fn a_tag_the_mirror_has_at_another_commit_fails_the_push() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {:tag (fn [push] "v1.0")})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["tag", "-a", "v1.0", "-m", "release"]);
+    git(ws.path(), &["push", "-q", remote.path().to_str().unwrap(), "v1.0"]);
+    let built = commit(ws.path(), "after the release");
+    let local = refs(ws.path());
+    let release = git(remote.path(), &["rev-parse", "refs/tags/v1.0"]);
+    let url = remote.path().display();
+    ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[
+        &format!(
+            "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: git push to {url} failed (exit code 1): To {url}"
+        ),
+        &format!(" ! [rejected]        {built} -> v1.0 (already exists)"),
+    ]);
+    assert_eq!(refs(ws.path()), local);
+    // The tag stays; the branch, pushed in the same (non-atomic) git push, moved.
+    assert_eq!(
+        refs(remote.path()),
+        [format!("{built} refs/heads/main"), format!("{release} refs/tags/v1.0")]
+    );
+}
+
+#[test]
 fn outside_a_repository_there_is_no_commit_to_mirror() {
     let remote = tempfile::tempdir().unwrap();
     git(remote.path(), &["init", "-q", "--bare"]);

@@ -7,10 +7,11 @@ local function check_string(value, what)
   end
 end
 
--- Push the built commit to another remote: tag push.sha (when opts.tag is
--- given), set each of opts.refs (default: the pushed ref, unless it is not
--- under refs/, as HEAD when detached) to push.sha on url, and push the tag.
--- The commit that was built is what goes, whatever the local branches hold.
+-- Push the built commit to another remote: set each of opts.refs (default:
+-- the pushed ref, unless it is not under refs/, as HEAD when detached) and
+-- the tag opts.tag names, if given, to push.sha on url. The commit that was
+-- built is what goes, whatever the local branches hold; the tag is made on
+-- the remote only, so local tags are never touched.
 -- The secret opts.secret, if any, reaches git as http.extraHeader through
 -- GIT_CONFIG_* variables, so it is never in argv, events or logs.
 function M.mirror(runtime, url, opts)
@@ -30,7 +31,7 @@ function M.mirror(runtime, url, opts)
     env.GIT_CONFIG_KEY_0 = "http.extraHeader"
     env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
   end
-  local refs, refspecs = {}, {}
+  local refs = {}
   local pushed_ref = {}
   if push.ref:sub(1, 5) == "refs/" then
     pushed_ref = { push.ref }
@@ -38,20 +39,14 @@ function M.mirror(runtime, url, opts)
   for _, ref in ipairs(opts.refs or pushed_ref) do
     check_string(ref, "each of :refs")
     refs[#refs + 1] = ref
-    refspecs[#refspecs + 1] = sha .. ":" .. ref
   end
   local tag
   if opts.tag ~= nil then
     tag = opts.tag(push)
     check_string(tag, "the :tag function's result")
-    local tagged = runtime.sh({ "git", "tag", "--force", tag, push.sha }, { ["allow-failure"] = true })
-    if tagged.exit ~= 0 then
-      error("mirror: cannot tag " .. push.sha .. " as " .. tag .. ": " .. tagged.stderr, 0)
-    end
     refs[#refs + 1] = "refs/tags/" .. tag
-    refspecs[#refspecs + 1] = "refs/tags/" .. tag
   end
-  if #refspecs == 0 then
+  if #refs == 0 then
     error(
       "mirror: nothing to push: the pushed ref is '"
         .. push.ref
@@ -60,8 +55,8 @@ function M.mirror(runtime, url, opts)
     )
   end
   local argv = { "git", "push", url }
-  for _, refspec in ipairs(refspecs) do
-    argv[#argv + 1] = refspec
+  for _, ref in ipairs(refs) do
+    argv[#argv + 1] = sha .. ":" .. ref
   end
   local pushed = runtime.sh(argv, { env = env, ["allow-failure"] = true })
   if pushed.exit ~= 0 then
