@@ -202,6 +202,30 @@ fn a_failed_push_leaves_no_tag_behind_and_the_next_run_mirrors() {
 }
 
 #[test]
+fn a_ref_named_twice_is_pushed_once() {
+    // A tag left by an earlier mirror (older quire-ci made local tags) is the
+    // pushed ref of a detached HEAD, and the very tag `:tag` names.
+    let (ws, remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["checkout", "-q", "--detach"]);
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    let tag = format!("ci-{}", &built[..7]);
+    git(ws.path(), &["tag", &tag]);
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(refs(remote.path()), [format!("{built} refs/tags/{tag}")]);
+
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {:refs [:refs/heads/main :refs/heads/main]})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(refs(remote.path()), [format!("{built} refs/heads/main")]);
+}
+
+#[test]
 fn the_users_tags_are_never_moved() {
     let (ws, remote) = repo_with_remote(
         r#"(local ci (require :quire.ci))

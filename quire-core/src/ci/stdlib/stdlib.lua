@@ -31,20 +31,28 @@ function M.mirror(runtime, url, opts)
     env.GIT_CONFIG_KEY_0 = "http.extraHeader"
     env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
   end
-  local refs = {}
+  -- Each destination once: git refuses a push naming one twice, as when the
+  -- pushed ref is the very tag opts.tag names.
+  local refs, listed = {}, {}
+  local function add(ref)
+    if not listed[ref] then
+      listed[ref] = true
+      refs[#refs + 1] = ref
+    end
+  end
   local pushed_ref = {}
   if push.ref:sub(1, 5) == "refs/" then
     pushed_ref = { push.ref }
   end
   for _, ref in ipairs(opts.refs or pushed_ref) do
     check_string(ref, "each of :refs")
-    refs[#refs + 1] = ref
+    add(ref)
   end
   local tag
   if opts.tag ~= nil then
     tag = opts.tag(push)
     check_string(tag, "the :tag function's result")
-    refs[#refs + 1] = "refs/tags/" .. tag
+    add("refs/tags/" .. tag)
   end
   if #refs == 0 then
     error(
