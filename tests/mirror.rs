@@ -226,6 +226,25 @@ fn a_ref_named_twice_is_pushed_once() {
 }
 
 #[test]
+fn a_local_tag_of_the_built_commit_goes_as_it_is() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "REMOTE" {})
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    git(ws.path(), &["tag", "-a", "v1.0", "-m", "release"]);
+    git(ws.path(), &["checkout", "-q", "--detach", "v1.0"]);
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    let release = git(ws.path(), &["rev-parse", "refs/tags/v1.0"]);
+    assert_ne!(release, built);
+    ws.run_events(&[]).assert_code(0);
+    // The annotated tag itself, not a lightweight tag of its commit.
+    assert_eq!(refs(remote.path()), [format!("{release} refs/tags/v1.0")]);
+    assert_eq!(git(remote.path(), &["cat-file", "-t", "v1.0"]), "tag");
+}
+
+#[test]
 fn the_users_tags_are_never_moved() {
     let (ws, remote) = repo_with_remote(
         r#"(local ci (require :quire.ci))

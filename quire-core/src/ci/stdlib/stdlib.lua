@@ -7,11 +7,41 @@ local function check_string(value, what)
   end
 end
 
+-- The refs among `refs` that are local tags of the built commit `sha` (as a
+-- set): pushed as they are, an annotated or signed tag stays one on the
+-- mirror. A tag of a tag is peeled once only, and so is not among them.
+local function local_tags_at(runtime, sha, refs)
+  local argv = { "git", "for-each-ref", "--format=%(objectname) %(*objectname) %(refname)" }
+  local wanted = {}
+  for _, ref in ipairs(refs) do
+    if ref:sub(1, 10) == "refs/tags/" then
+      wanted[ref] = true
+      argv[#argv + 1] = ref
+    end
+  end
+  local found = {}
+  if #argv == 3 then
+    return found
+  end
+  -- It lists the tags that exist (and any under them: patterns match a
+  -- prefix up to a slash); should it fail, none is found and the commit
+  -- itself is pushed.
+  local listed = runtime.sh(argv, { ["allow-failure"] = true })
+  for object, peeled, ref in listed.stdout:gmatch("(%x+) (%x*) ([^\n]+)") do
+    local commit = peeled ~= "" and peeled or object
+    if wanted[ref] and commit == sha:lower() then
+      found[ref] = true
+    end
+  end
+  return found
+end
+
 -- Push the built commit to another remote: set each of opts.refs (default:
 -- the pushed ref, unless it is not under refs/, as HEAD when detached) and
 -- the tag opts.tag names, if given, to push.sha on url. The commit that was
 -- built is what goes, whatever the local branches hold; the tag is made on
--- the remote only, so local tags are never touched.
+-- the remote only, so local tags are never touched. A local tag already at
+-- the built commit is pushed as it is.
 -- The secret opts.secret, if any, reaches git as http.extraHeader through
 -- GIT_CONFIG_* variables, so it is never in argv, events or logs.
 function M.mirror(runtime, url, opts)
@@ -62,9 +92,10 @@ function M.mirror(runtime, url, opts)
       0
     )
   end
+  local tagged = local_tags_at(runtime, sha, refs)
   local argv = { "git", "push", url }
   for _, ref in ipairs(refs) do
-    argv[#argv + 1] = sha .. ":" .. ref
+    argv[#argv + 1] = (tagged[ref] and ref or sha) .. ":" .. ref
   end
   local pushed = runtime.sh(argv, { env = env, ["allow-failure"] = true })
   if pushed.exit ~= 0 then
