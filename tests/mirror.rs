@@ -303,6 +303,50 @@ fn outside_a_repository_there_is_no_commit_to_mirror() {
     assert_eq!(refs(remote.path()), Vec::<String>::new());
 }
 
+#[test]
+fn a_caught_failure_of_the_helper_names_the_line_that_called_it() {
+    // The message itself names the line, as runtime.sh's do: code that
+    // catches it gets it too, not only the job's failure.
+    let (ws, _remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(local stdlib (require :quire.stdlib))
+(ci.job :caught [:quire/push]
+  (fn [runtime]
+    (let [(ok err) (pcall (fn [] (stdlib.mirror runtime "missing.git" {}) nil))]
+      (print err))))
+"#,
+    );
+    ws.run_events(&[]).assert_code(0).assert_stderr_lines(&[
+        "caught | .quire/ci.fnl:5: mirror: git push to missing.git failed (exit code 128): fatal: 'missing.git' does not appear to be a git repository",
+    ]);
+}
+
+#[test]
+fn a_failure_of_the_helper_names_the_line_that_called_it() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(local stdlib (require :quire.stdlib))
+(ci.job :m6 [:quire/push]
+  (fn [runtime]
+    (stdlib.mirror runtime "REMOTE" {})
+    nil))
+(ci.job :m7 [:quire/push]
+  (fn [runtime]
+    (stdlib.mirror runtime "" {})
+    nil))
+"#,
+    );
+    let missing = remote.path().join("missing.git");
+    rewrite_remote(&ws, &missing);
+    let missing = missing.display();
+    ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[
+        &format!(
+            "m6: .quire/ci.fnl:5: mirror: git push to {missing} failed (exit code 128): fatal: '{missing}' does not appear to be a git repository"
+        ),
+        "m7: .quire/ci.fnl:9: mirror: url must be a non-empty string, got string",
+    ]);
+}
+
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).
 fn rewrite_remote(ws: &Workspace, remote: &Path) {
     let text = ws.read(".quire/ci.fnl").replace("REMOTE", remote.to_str().unwrap());

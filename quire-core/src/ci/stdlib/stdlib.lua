@@ -1,6 +1,14 @@
 -- quire.stdlib: helpers for run-fns, written against the public runtime API.
 local M = {}
 
+-- Raise "mirror: <message>" naming the line of the code that called
+-- M.mirror, as runtime.sh's errors name theirs. Called by M.mirror only,
+-- and never as a tail call (which would drop M.mirror's frame), so that code
+-- is level 3.
+local function fail(message)
+  error("mirror: " .. message, 3)
+end
+
 local function check_string(value, what)
   if type(value) ~= "string" or value == "" then
     error("mirror: " .. what .. " must be a non-empty string, got " .. type(value), 3)
@@ -50,9 +58,9 @@ function M.mirror(runtime, url, opts)
   local push = runtime.jobs("quire/push")
   local sha = push.sha
   if not sha:find("[^0]") then
-    error("mirror: there is no commit to push: the workspace is not a git repository, or it has no commits", 0)
+    fail("there is no commit to push: the workspace is not a git repository, or it has no commits")
   elseif not (sha:match("^%x+$") and (#sha == 40 or #sha == 64)) then
-    error("mirror: push.sha '" .. sha .. "' is not a commit id", 0)
+    fail("push.sha '" .. sha .. "' is not a commit id")
   end
   local env = {}
   if opts.secret ~= nil then
@@ -85,11 +93,10 @@ function M.mirror(runtime, url, opts)
     add("refs/tags/" .. tag)
   end
   if #refs == 0 then
-    error(
-      "mirror: nothing to push: the pushed ref is '"
+    fail(
+      "nothing to push: the pushed ref is '"
         .. push.ref
-        .. "', not a ref under refs/ (as on a detached HEAD without --ref), and there is no :tag or :refs",
-      0
+        .. "', not a ref under refs/ (as on a detached HEAD without --ref), and there is no :tag or :refs"
     )
   end
   local tagged = local_tags_at(runtime, sha, refs)
@@ -99,7 +106,7 @@ function M.mirror(runtime, url, opts)
   end
   local pushed = runtime.sh(argv, { env = env, ["allow-failure"] = true })
   if pushed.exit ~= 0 then
-    error("mirror: git push to " .. url .. " failed (exit code " .. pushed.exit .. "): " .. pushed.stderr, 0)
+    fail("git push to " .. url .. " failed (exit code " .. pushed.exit .. "): " .. pushed.stderr)
   end
   return { url = url, refs = refs, tag = tag }
 end
