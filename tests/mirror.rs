@@ -343,8 +343,68 @@ fn a_failure_of_the_helper_names_the_line_that_called_it() {
         &format!(
             "m6: .quire/ci.fnl:5: mirror: git push to {missing} failed (exit code 128): fatal: '{missing}' does not appear to be a git repository"
         ),
-        "m7: .quire/ci.fnl:9: mirror: url must be a non-empty string, got string",
+        "m7: .quire/ci.fnl:9: mirror: url must be a non-empty string, got an empty string",
     ]);
+}
+
+#[test]
+fn wrong_options_are_named() {
+    for (opts, error) in [
+        (
+            r#"{:tag "v1"}"#,
+            ":tag must be a function of push returning the tag's name, got string",
+        ),
+        (
+            "{:tag (fn [push] 42)}",
+            "the :tag function's result must be a non-empty string, got number",
+        ),
+        (
+            r#"{:tag (fn [push] "")}"#,
+            "the :tag function's result must be a non-empty string, got an empty string",
+        ),
+        (
+            r#"{:refs "refs/heads/main"}"#,
+            ":refs must be a sequence of ref names, such as [:refs/heads/main], got string",
+        ),
+        (
+            "{:refs []}",
+            ":refs must name at least one ref (leave it out to push the pushed ref)",
+        ),
+        ("{:refs [42]}", "each of :refs must be a non-empty string, got number"),
+        ("{:secret 42}", ":secret must be a non-empty string, got number"),
+    ] {
+        let (ws, remote) = repo_with_remote(&format!(
+            "(local ci (require :quire.ci))\n(ci.mirror \"REMOTE\" {opts})\n"
+        ));
+        rewrite_remote(&ws, remote.path());
+        ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[&format!(
+            "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: {error}"
+        )]);
+        assert_eq!(refs(remote.path()), Vec::<String>::new(), "{opts}");
+    }
+}
+
+#[test]
+fn wrong_arguments_of_the_helper_are_named() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(local stdlib (require :quire.stdlib))
+(ci.job :no-runtime [:quire/push]
+  (fn [runtime]
+    (stdlib.mirror "REMOTE" {})
+    nil))
+(ci.job :options [:quire/push]
+  (fn [runtime]
+    (stdlib.mirror runtime "REMOTE" :refs/heads/main)
+    nil))
+"#,
+    );
+    rewrite_remote(&ws, remote.path());
+    ws.run_events(&[]).assert_code(1).assert_stderr_lines(&[
+        "no-runtime: .quire/ci.fnl:5: mirror: the first argument must be the runtime table, as in (stdlib.mirror runtime url opts), got string",
+        "options: .quire/ci.fnl:9: mirror: the options must be a table, got string",
+    ]);
+    assert_eq!(refs(remote.path()), Vec::<String>::new());
 }
 
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).

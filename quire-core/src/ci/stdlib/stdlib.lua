@@ -9,9 +9,11 @@ local function fail(message)
   error("mirror: " .. message, 3)
 end
 
+-- Like fail, when `value` is not a non-empty string. Called by M.mirror only.
 local function check_string(value, what)
   if type(value) ~= "string" or value == "" then
-    error("mirror: " .. what .. " must be a non-empty string, got " .. type(value), 3)
+    local got = value == "" and "an empty string" or type(value)
+    error("mirror: " .. what .. " must be a non-empty string, got " .. got, 3)
   end
 end
 
@@ -53,8 +55,31 @@ end
 -- The secret opts.secret, if any, reaches git as http.extraHeader through
 -- GIT_CONFIG_* variables, so it is never in argv, events or logs.
 function M.mirror(runtime, url, opts)
-  opts = opts or {}
+  if type(runtime) ~= "table" or type(runtime.jobs) ~= "function" then
+    fail("the first argument must be the runtime table, as in (stdlib.mirror runtime url opts), got " .. type(runtime))
+  end
   check_string(url, "url")
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    fail("the options must be a table, got " .. type(opts))
+  end
+  if opts.secret ~= nil then
+    check_string(opts.secret, ":secret")
+  end
+  if opts.tag ~= nil and type(opts.tag) ~= "function" then
+    fail(":tag must be a function of push returning the tag's name, got " .. type(opts.tag))
+  end
+  if opts.refs ~= nil then
+    if type(opts.refs) ~= "table" then
+      fail(":refs must be a sequence of ref names, such as [:refs/heads/main], got " .. type(opts.refs))
+    elseif #opts.refs == 0 then
+      fail(":refs must name at least one ref (leave it out to push the pushed ref)")
+    end
+    for _, ref in ipairs(opts.refs) do
+      check_string(ref, "each of :refs")
+    end
+  end
   local push = runtime.jobs("quire/push")
   local sha = push.sha
   if not sha:find("[^0]") then
@@ -64,7 +89,6 @@ function M.mirror(runtime, url, opts)
   end
   local env = {}
   if opts.secret ~= nil then
-    check_string(opts.secret, ":secret")
     env.GIT_CONFIG_COUNT = "1"
     env.GIT_CONFIG_KEY_0 = "http.extraHeader"
     env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
@@ -83,7 +107,6 @@ function M.mirror(runtime, url, opts)
     pushed_ref = { push.ref }
   end
   for _, ref in ipairs(opts.refs or pushed_ref) do
-    check_string(ref, "each of :refs")
     add(ref)
   end
   local tag
