@@ -407,6 +407,102 @@ fn wrong_arguments_of_the_helper_are_named() {
     assert_eq!(refs(remote.path()), Vec::<String>::new());
 }
 
+#[test]
+fn names_git_would_refuse_or_take_for_options_are_refused() {
+    let cases = [
+        (
+            r#""--receive-pack=touch pwned" {}"#,
+            "url '--receive-pack=touch pwned' starts with '-': git would take it for an option",
+        ),
+        (
+            r#""REMOTE" {:refs ["--force"]}"#,
+            "each of :refs must be a full ref name, such as refs/heads/main, got '--force'",
+        ),
+        (
+            r#""REMOTE" {:refs [:main]}"#,
+            "each of :refs must be a full ref name, such as refs/heads/main, got 'main'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a b"]}"#,
+            ":refs names 'refs/heads/a b', which is not a valid ref name: it holds a space",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a\tb"]}"#,
+            ":refs names 'refs/heads/a\tb', which is not a valid ref name: it holds a control character",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a~1"]}"#,
+            ":refs names 'refs/heads/a~1', which is not a valid ref name: it holds '~'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a..b"]}"#,
+            ":refs names 'refs/heads/a..b', which is not a valid ref name: it holds '..'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a@{1}"]}"#,
+            ":refs names 'refs/heads/a@{1}', which is not a valid ref name: it holds '@{'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs//a"]}"#,
+            ":refs names 'refs//a', which is not a valid ref name: it holds '//'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/"]}"#,
+            ":refs names 'refs/heads/', which is not a valid ref name: it ends with '/'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a."]}"#,
+            ":refs names 'refs/heads/a.', which is not a valid ref name: it ends with '.'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/.a"]}"#,
+            ":refs names 'refs/heads/.a', which is not a valid ref name: a part of it starts with '.'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/-a"]}"#,
+            ":refs names 'refs/heads/-a', which is not a valid ref name: a part of it starts with '-'",
+        ),
+        (
+            r#""REMOTE" {:refs ["refs/heads/a.lock"]}"#,
+            ":refs names 'refs/heads/a.lock', which is not a valid ref name: a part of it ends with '.lock'",
+        ),
+        (
+            r#""REMOTE" {:tag (fn [push] "--delete")}"#,
+            "the :tag function returned '--delete', which is not a valid tag name: a part of it starts with '-'",
+        ),
+        (
+            r#""REMOTE" {:tag (fn [push] "v1:v2")}"#,
+            "the :tag function returned 'v1:v2', which is not a valid tag name: it holds ':'",
+        ),
+    ];
+    // One job a case, each on a line of its own.
+    let mut pipeline = String::from("(local ci (require :quire.ci))\n(local stdlib (require :quire.stdlib))\n");
+    for (i, (args, _)) in cases.iter().enumerate() {
+        pipeline.push_str(&format!(
+            "(ci.job :case{i} [:quire/push] (fn [runtime] (stdlib.mirror runtime {args}) nil))\n"
+        ));
+    }
+    let (ws, remote) = repo_with_remote(&pipeline);
+    rewrite_remote(&ws, remote.path());
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    for (i, (_, error)) in cases.iter().enumerate() {
+        run.assert_stderr_lines(&[&format!("case{i}: .quire/ci.fnl:{}: mirror: {error}", i + 3)]);
+    }
+    assert_eq!(refs(remote.path()), Vec::<String>::new());
+    assert!(!ws.path().join("pwned").exists());
+}
+
+#[test]
+fn a_pushed_ref_git_would_refuse_is_refused() {
+    let (ws, remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, remote.path());
+    ws.run_events(&["--ref", "refs/heads/a..b"]).assert_code(1).assert_stderr_lines(&[
+        "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: the pushed ref 'refs/heads/a..b' is not a valid ref name: it holds '..'",
+    ]);
+    assert_eq!(refs(remote.path()), Vec::<String>::new());
+}
+
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).
 fn rewrite_remote(ws: &Workspace, remote: &Path) {
     let text = ws.read(".quire/ci.fnl").replace("REMOTE", remote.to_str().unwrap());

@@ -17,6 +17,36 @@ local function check_string(value, what)
   end
 end
 
+-- Why `name` is not a ref name to push, or nil: git check-ref-format's rules
+-- for a full name, and no part may start with "-" (git refuses such branch
+-- names, and they read as options).
+local function ref_name_problem(name)
+  local bad = name:match("[%c ~^:?*%[\\]")
+  if bad == " " then
+    return "it holds a space"
+  elseif bad and bad:match("%c") then
+    return "it holds a control character"
+  elseif bad then
+    return "it holds '" .. bad .. "'"
+  end
+  for _, sequence in ipairs({ "..", "@{", "//" }) do
+    if name:find(sequence, 1, true) then
+      return "it holds '" .. sequence .. "'"
+    end
+  end
+  if name:sub(-1) == "/" or name:sub(-1) == "." then
+    return "it ends with '" .. name:sub(-1) .. "'"
+  end
+  for part in name:gmatch("[^/]+") do
+    if part:sub(1, 1) == "." or part:sub(1, 1) == "-" then
+      return "a part of it starts with '" .. part:sub(1, 1) .. "'"
+    elseif part:sub(-5) == ".lock" then
+      return "a part of it ends with '.lock'"
+    end
+  end
+  return nil
+end
+
 -- The refs among `refs` that are local tags of the built commit `sha` (as a
 -- set): pushed as they are, an annotated or signed tag stays one on the
 -- mirror. A tag of a tag is peeled once only, and so is not among them.
@@ -59,6 +89,9 @@ function M.mirror(runtime, url, opts)
     fail("the first argument must be the runtime table, as in (stdlib.mirror runtime url opts), got " .. type(runtime))
   end
   check_string(url, "url")
+  if url:sub(1, 1) == "-" then
+    fail("url '" .. url .. "' starts with '-': git would take it for an option")
+  end
   if opts == nil then
     opts = {}
   elseif type(opts) ~= "table" then
@@ -78,6 +111,13 @@ function M.mirror(runtime, url, opts)
     end
     for _, ref in ipairs(opts.refs) do
       check_string(ref, "each of :refs")
+      if ref:sub(1, 5) ~= "refs/" then
+        fail("each of :refs must be a full ref name, such as refs/heads/main, got '" .. ref .. "'")
+      end
+      local problem = ref_name_problem(ref)
+      if problem then
+        fail(":refs names '" .. ref .. "', which is not a valid ref name: " .. problem)
+      end
     end
   end
   local push = runtime.jobs("quire/push")
@@ -103,7 +143,11 @@ function M.mirror(runtime, url, opts)
     end
   end
   local pushed_ref = {}
-  if push.ref:sub(1, 5) == "refs/" then
+  if opts.refs == nil and push.ref:sub(1, 5) == "refs/" then
+    local problem = ref_name_problem(push.ref)
+    if problem then
+      fail("the pushed ref '" .. push.ref .. "' is not a valid ref name: " .. problem)
+    end
     pushed_ref = { push.ref }
   end
   for _, ref in ipairs(opts.refs or pushed_ref) do
@@ -113,6 +157,10 @@ function M.mirror(runtime, url, opts)
   if opts.tag ~= nil then
     tag = opts.tag(push)
     check_string(tag, "the :tag function's result")
+    local problem = ref_name_problem("refs/tags/" .. tag)
+    if problem then
+      fail("the :tag function returned '" .. tag .. "', which is not a valid tag name: " .. problem)
+    end
     add("refs/tags/" .. tag)
   end
   if #refs == 0 then
@@ -123,7 +171,8 @@ function M.mirror(runtime, url, opts)
     )
   end
   local tagged = local_tags_at(runtime, sha, refs)
-  local argv = { "git", "push", url }
+  -- Nothing after --end-of-options (git 2.24) is an option, whatever it holds.
+  local argv = { "git", "push", "--end-of-options", url }
   for _, ref in ipairs(refs) do
     argv[#argv + 1] = (tagged[ref] and ref or sha) .. ":" .. ref
   end
