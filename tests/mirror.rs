@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
@@ -501,6 +503,56 @@ fn a_pushed_ref_git_would_refuse_is_refused() {
         "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: the pushed ref 'refs/heads/a..b' is not a valid ref name: it holds '..'",
     ]);
     assert_eq!(refs(remote.path()), Vec::<String>::new());
+}
+
+/// The URL of a repository on an HTTP server that answers every request
+/// with 401, asking for credentials.
+fn server_asking_for_credentials() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/repo.git", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut head = BufReader::new(&stream);
+            let mut line = String::new();
+            while head.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"quire\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn a_server_asking_for_credentials_fails_the_push_without_a_prompt() {
+    let url = server_asking_for_credentials();
+    let (ws, _remote) = repo_with_remote(TAGGED);
+    rewrite_remote(&ws, Path::new(&url));
+    // Killed if git waits on a prompt (on a terminal); no configured
+    // credential helper or askpass may answer.
+    let out = Command::new("timeout")
+        .args(["--signal=KILL", "60"])
+        .arg(env!("CARGO_BIN_EXE_quire-ci"))
+        .args(["-w", ws.path().to_str().unwrap(), "run", "-j", "1"])
+        .current_dir(ws.path())
+        .stdin(std::process::Stdio::null())
+        .env("NO_COLOR", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .env_remove("GIT_TERMINAL_PROMPT")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    let authority = url.trim_end_matches("/repo.git");
+    run.assert_code(1).assert_stderr_lines(&[&format!(
+        "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: git push to {url} failed (exit code 128): fatal: could not read Username for '{authority}': terminal prompts disabled"
+    )]);
 }
 
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).

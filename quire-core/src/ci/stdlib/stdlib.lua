@@ -127,7 +127,9 @@ function M.mirror(runtime, url, opts)
   elseif not (sha:match("^%x+$") and (#sha == 40 or #sha == 64)) then
     fail("push.sha '" .. sha .. "' is not a commit id")
   end
-  local env = {}
+  -- A server asking for credentials fails the push at once, with git's
+  -- "terminal prompts disabled", instead of a prompt no one answers.
+  local env = { GIT_TERMINAL_PROMPT = "0" }
   if opts.secret ~= nil then
     env.GIT_CONFIG_COUNT = "1"
     env.GIT_CONFIG_KEY_0 = "http.extraHeader"
