@@ -85,6 +85,47 @@ fn mirror_pushes_the_ref_and_tag_and_never_shows_the_secret() {
 }
 
 #[test]
+fn the_secret_comes_after_the_git_config_entries_of_the_environment() {
+    let (ws, remote) = repo_with_remote(
+        r#"(local ci (require :quire.ci))
+(ci.mirror "mirror://repo" {:secret :PUSH_HEADER})
+"#,
+    );
+    // The environment's entry makes the url reach the remote; the hook
+    // refuses a push without the secret's header.
+    let hook = ws.path().join(".git/hooks/pre-push");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ntest \"$(git config http.extraHeader)\" = 'Authorization: Bearer sekrit-token-123' || { echo 'pre-push: no header' >&2; exit 1; }\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let built = git(ws.path(), &["rev-parse", "HEAD"]);
+    let mirror = |count: &str| {
+        // --sha and --ref: push detection's git fails with a bogus count.
+        let mut cmd = ws.events_command(&[
+            "--secret",
+            "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER",
+            "--sha",
+            &built,
+            "--ref",
+            "refs/heads/main",
+        ]);
+        cmd.env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123")
+            .env("GIT_CONFIG_COUNT", count)
+            .env("GIT_CONFIG_KEY_0", format!("url.{}.insteadOf", remote.path().display()))
+            .env("GIT_CONFIG_VALUE_0", "mirror://repo");
+        Run::from(cmd.output().unwrap())
+    };
+    mirror("1").assert_code(0);
+    assert_eq!(refs(remote.path()), [format!("{built} refs/heads/main")]);
+
+    mirror("one").assert_code(1).assert_stderr_lines(&[
+        "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: GIT_CONFIG_COUNT is 'one' in the environment, not a number of entries",
+    ]);
+}
+
+#[test]
 fn a_failing_push_fails_the_mirror_job_with_gits_message() {
     let (ws, remote) = repo_with_remote(PIPELINE);
     rewrite_remote(&ws, &remote.path().join("missing.git"));

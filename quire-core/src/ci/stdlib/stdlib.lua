@@ -131,9 +131,18 @@ function M.mirror(runtime, url, opts)
   -- "terminal prompts disabled", instead of a prompt no one answers.
   local env = { GIT_TERMINAL_PROMPT = "0" }
   if opts.secret ~= nil then
-    env.GIT_CONFIG_COUNT = "1"
-    env.GIT_CONFIG_KEY_0 = "http.extraHeader"
-    env.GIT_CONFIG_VALUE_0 = runtime.secret(opts.secret)
+    -- After the entries the runner's environment gives git, if any.
+    local count = runtime.env("GIT_CONFIG_COUNT") or ""
+    local n = 0
+    if count ~= "" then
+      n = count:match("^%d+$") and math.tointeger(tonumber(count))
+      if not n then
+        fail("GIT_CONFIG_COUNT is '" .. count .. "' in the environment, not a number of entries")
+      end
+    end
+    env.GIT_CONFIG_COUNT = tostring(n + 1)
+    env["GIT_CONFIG_KEY_" .. n] = "http.extraHeader"
+    env["GIT_CONFIG_VALUE_" .. n] = runtime.secret(opts.secret)
   end
   -- Each destination once: git refuses a push naming one twice, as when the
   -- pushed ref is the very tag opts.tag names.
