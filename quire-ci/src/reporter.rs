@@ -15,6 +15,8 @@ use quire_core::ci::process::OutputStream;
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
 use tokio::sync::Notify;
 
+use crate::columns::{self, Pad};
+
 /// Lines of output kept per job for the failure summary.
 const TAIL_LINES: usize = 10;
 
@@ -82,6 +84,7 @@ pub struct Reporter<W: Write> {
     /// Running jobs, in the order they started, for the live status line.
     running: Vec<String>,
     status_shown: bool,
+    /// The widest job id, in terminal columns: ids are padded to it.
     width: usize,
     run_started_ms: Option<u64>,
     /// Text not yet written to `out`: every write goes through it, so order is kept.
@@ -156,7 +159,7 @@ impl<W: Write> Reporter<W> {
                 let i = self.order.len();
                 self.order.push(id.to_string());
                 self.index.insert(id.to_string(), i);
-                self.width = self.width.max(id.len());
+                self.width = self.width.max(columns::width(id));
                 self.jobs.push(JobView {
                     colour: i % JOB_COLOURS.len(),
                     ..JobView::default()
@@ -216,10 +219,10 @@ impl<W: Write> Reporter<W> {
         for text in text.split('\n') {
             // Writing to a Vec cannot fail.
             let _ = match self.mode {
-                Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{job_id:<width$} | {text}"),
+                Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{} | {text}", Pad(job_id, width)),
                 Mode::Terminal => {
                     let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
-                    writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
+                    writeln!(self.pending, "{style}{} |{style:#} {text}", Pad(job_id, width))
                 }
             };
         }
@@ -402,7 +405,8 @@ impl<W: Write> Reporter<W> {
             let padded = format!("{state:<9}");
             writeln!(
                 self.pending,
-                "{id:<width$}  {}  {detail}",
+                "{}  {}  {detail}",
+                Pad(&id, width),
                 self.paint(Self::outcome_style(state), &padded)
             )?;
         }
@@ -656,6 +660,60 @@ test: .quire/ci.fnl:7: command `make check` exited with code 2
   1 test failed
 
 run failed in 1.77s: 1 complete, 1 failed, 1 not run
+"
+        );
+    }
+
+    #[test]
+    fn ids_of_wide_characters_are_aligned_by_the_columns_they_take() {
+        // テスト takes 6 columns (9 bytes), café-🎉 7 (10 bytes): padding by
+        // bytes or chars would push the `|` and the table's columns apart.
+        let mut events = vec![wire(
+            0,
+            EventKind::RunStarted {
+                sha: "0".repeat(40),
+                git_ref: "HEAD".into(),
+                jobs: vec!["テスト".into(), "café-🎉".into(), "go".into()],
+            },
+        )];
+        for id in ["テスト", "café-🎉", "go"] {
+            events.push(wire(0, EventKind::JobStarted { job_id: id.into() }));
+            events.push(output(id, "hi"));
+            events.push(wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: id.into(),
+                    outcome: JobOutcome::Complete,
+                },
+            ));
+        }
+        events.push(wire(
+            10,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Complete,
+                error: None,
+            },
+        ));
+        assert_eq!(
+            render(&events, Mode::Plain, false),
+            "\
+run 000000000000 HEAD: 3 jobs
+テスト  | started
+テスト  | hi
+テスト  | complete in 0.01s
+café-🎉 | started
+café-🎉 | hi
+café-🎉 | complete in 0.01s
+go      | started
+go      | hi
+go      | complete in 0.01s
+
+job      outcome    duration
+テスト   complete   0.01s
+café-🎉  complete   0.01s
+go       complete   0.01s
+
+run complete in 0.01s: 3 complete
 "
         );
     }
