@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use unicode_width::UnicodeWidthStr;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The columns `text` takes on a terminal.
 pub fn width(text: &str) -> usize {
@@ -30,6 +30,20 @@ impl fmt::Display for Pad<'_> {
     }
 }
 
+/// The longest start of `text` that fits in `columns`, never splitting a
+/// character. Measured a character at a time: a sequence that a terminal
+/// draws narrower (an emoji joined with ZWJ) counts wider, never narrower.
+pub fn cut(text: &str, columns: usize) -> &str {
+    let mut used = 0;
+    for (at, c) in text.char_indices() {
+        used += c.width().unwrap_or(0);
+        if used > columns {
+            return &text[..at];
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +63,17 @@ mod tests {
         assert_eq!(format!("{}|", Pad("café-🎉", 8)), "café-🎉 |");
         assert_eq!(format!("{}|", Pad("too wide", 3)), "too wide|");
         assert_eq!(format!("{}|", Pad("", 40)), format!("{}|", " ".repeat(40)));
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters_that_fit() {
+        assert_eq!(cut("build", 10), "build");
+        assert_eq!(cut("build", 3), "bui");
+        // テ takes two columns: three columns hold one of them, not one and a half.
+        assert_eq!(cut("テスト", 3), "テ");
+        assert_eq!(cut("テスト", 4), "テス");
+        assert_eq!(cut("cafe\u{301}s", 4), "cafe\u{301}");
+        assert_eq!(cut("🎉", 1), "");
+        assert_eq!(cut("", 0), "");
     }
 }

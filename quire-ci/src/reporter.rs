@@ -23,6 +23,9 @@ const TAIL_LINES: usize = 10;
 /// Batched output is written out once this much is waiting.
 const PENDING_MAX: usize = 64 * 1024;
 
+/// The width of a terminal that does not tell its own.
+const DEFAULT_COLUMNS: usize = 80;
+
 /// Colours given to job prefixes in turn, so interleaved output stays readable.
 const JOB_COLOURS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -52,6 +55,14 @@ impl Mode {
             (true, true) => Mode::MonochromeTerminal,
         }
     }
+}
+
+/// Where the live status line learns how wide the terminal is.
+#[derive(Debug, Clone, Copy)]
+enum Columns {
+    /// Asked of stderr's terminal at each draw: it may have been resized.
+    Stderr,
+    Fixed(usize),
 }
 
 #[derive(Default)]
@@ -84,6 +95,7 @@ pub struct Reporter<W: Write> {
     /// Running jobs, in the order they started, for the live status line.
     running: Vec<String>,
     status_shown: bool,
+    columns: Columns,
     /// The widest job id, in terminal columns: ids are padded to it.
     width: usize,
     run_started_ms: Option<u64>,
@@ -95,7 +107,10 @@ pub struct Reporter<W: Write> {
 
 impl Reporter<io::Stderr> {
     pub fn stderr(quiet: bool) -> Self {
-        Reporter::new(io::stderr(), Mode::detect(), quiet)
+        Reporter {
+            columns: Columns::Stderr,
+            ..Reporter::new(io::stderr(), Mode::detect(), quiet)
+        }
     }
 }
 
@@ -111,6 +126,7 @@ impl<W: Write> Reporter<W> {
             last: 0,
             running: Vec::new(),
             status_shown: false,
+            columns: Columns::Fixed(DEFAULT_COLUMNS),
             width: 0,
             run_started_ms: None,
             pending: Vec::new(),
@@ -202,7 +218,17 @@ impl<W: Write> Reporter<W> {
             .iter()
             .map(|id| format!("{id} {}", duration(self.view(id).and_then(|j| j.started_ms), Some(now))))
             .collect();
-        let text = format!("running: {}", parts.join(", "));
+        let columns = match self.columns {
+            Columns::Stderr => stderr_columns().unwrap_or(DEFAULT_COLUMNS),
+            Columns::Fixed(columns) => columns,
+        };
+        // `\r\x1b[2K` clears one row: a status line that wraps leaves its
+        // first rows on the screen at every redraw. The last column stays
+        // free, as some terminals wrap as soon as it is written.
+        let text = status_text(&parts, columns.saturating_sub(1));
+        if text.is_empty() {
+            return Ok(());
+        }
         let text = self.paint(Style::new().dimmed(), &text);
         self.pending.extend_from_slice(text.as_bytes());
         self.status_shown = true;
@@ -495,6 +521,49 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
+}
+
+/// `running: a 0.50s, b 1.20s`, within `max` columns: as many jobs as fit
+/// whole, then how many more there are; `running: 6 jobs` if none fits;
+/// on a terminal too narrow even for that, as much of it as fits.
+fn status_text(parts: &[String], max: usize) -> String {
+    const HEAD: &str = "running: ";
+    let full = format!("{HEAD}{}", parts.join(", "));
+    if columns::width(&full) <= max {
+        return full;
+    }
+    let mut used = HEAD.len();
+    let mut fits = 0;
+    for (shown, part) in parts.iter().enumerate().take(parts.len().saturating_sub(1)) {
+        used += columns::width(part) + if shown > 0 { 2 } else { 0 };
+        if used > max {
+            break;
+        }
+        let more = format!(", … +{} more", parts.len() - shown - 1);
+        if used + columns::width(&more) <= max {
+            fits = shown + 1;
+        }
+    }
+    if fits > 0 {
+        return format!("{HEAD}{}, … +{} more", parts[..fits].join(", "), parts.len() - fits);
+    }
+    let count = format!("{HEAD}{} jobs", parts.len());
+    match max {
+        _ if columns::width(&count) <= max => count,
+        0 => String::new(),
+        _ => format!("{}…", columns::cut(&count, max - 1)),
+    }
+}
+
+/// The width of the terminal on stderr, if it is one that tells it: an
+/// ioctl, cheap next to the write of the status line that follows it.
+fn stderr_columns() -> Option<usize> {
+    // SAFETY: a winsize is plain integers; zeroes are a valid value.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer it is given, and
+    // `size` is one; on a descriptor that is not a terminal it fails.
+    let told = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (told && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -806,6 +875,83 @@ run complete in 0.01s: 3 complete
         let status = text.find("running: a").unwrap();
         let hello = text.find("hello").unwrap();
         assert!(text[status..hello].contains("\r\x1b[2K"), "{text:?}");
+    }
+
+    fn parts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|part| part.to_string()).collect()
+    }
+
+    #[test]
+    fn the_status_line_lists_what_fits_then_how_many_more_run() {
+        let running = parts(&["a 0.50s", "b 1.20s", "c 3.00s", "d 0.01s", "e 0.02s"]);
+        let all = "running: a 0.50s, b 1.20s, c 3.00s, d 0.01s, e 0.02s";
+        assert_eq!(status_text(&running, 79), all);
+        assert_eq!(status_text(&running, all.len()), all);
+        // One column short: `, … +N more` takes the room of the last two.
+        assert_eq!(
+            status_text(&running, all.len() - 1),
+            "running: a 0.50s, b 1.20s, c 3.00s, … +2 more"
+        );
+        assert_eq!(status_text(&running, 36), "running: a 0.50s, b 1.20s, … +3 more");
+        assert_eq!(status_text(&running, 35), "running: a 0.50s, … +4 more");
+        // Not one whole: the count.
+        assert_eq!(status_text(&running, 26), "running: 5 jobs");
+        assert_eq!(status_text(&running, 15), "running: 5 jobs");
+        // A terminal narrower still: what fits of it.
+        assert_eq!(status_text(&running, 14), "running: 5 jo…");
+        assert_eq!(status_text(&running, 1), "…");
+        assert_eq!(status_text(&running, 0), "");
+    }
+
+    #[test]
+    fn the_status_line_is_cut_by_columns_and_never_inside_a_character() {
+        // テスト takes 6 columns but 9 bytes, 🎉 2 columns but 4 bytes.
+        let running = parts(&["テスト 0.50s", "🎉🎉🎉 1.20s", "x 0.01s"]);
+        let all = "running: テスト 0.50s, 🎉🎉🎉 1.20s, x 0.01s";
+        assert_eq!((all.len(), columns::width(all)), (53, 44));
+        assert_eq!(status_text(&running, 44), all);
+        assert_eq!(status_text(&running, 43), "running: テスト 0.50s, … +2 more");
+        for max in 0..60 {
+            let text = status_text(&running, max);
+            assert!(columns::width(&text) <= max, "{max}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_status_line_fits_the_terminal_however_long_the_ids() {
+        // Six jobs of 40-character ids, on 80 columns: the line once took
+        // four rows, and each redraw cleared only the last.
+        let ids: Vec<String> = (1..=6).map(|i| format!("job-{i}-{}", "x".repeat(34))).collect();
+        let mut events = vec![wire(
+            0,
+            EventKind::RunStarted {
+                sha: "0".repeat(40),
+                git_ref: "HEAD".into(),
+                jobs: ids.clone(),
+            },
+        )];
+        let now = now_ms();
+        for id in &ids {
+            events.push(wire(now, EventKind::JobStarted { job_id: id.clone() }));
+        }
+        for columns in [80, 40, 10] {
+            let mut reporter = Reporter::new(Vec::new(), Mode::MonochromeTerminal, false);
+            reporter.columns = Columns::Fixed(columns);
+            for event in &events {
+                reporter.observe(event).unwrap();
+            }
+            let text = String::from_utf8(reporter.out).unwrap();
+            // Each status line is written last, and cleared before what follows.
+            let statuses: Vec<&str> = text
+                .split("\r\x1b[2K")
+                .filter_map(|chunk| chunk.rsplit('\n').next())
+                .filter(|last| !last.is_empty())
+                .collect();
+            assert_eq!(statuses.len(), 5, "{text:?}");
+            for status in statuses {
+                assert!(columns::width(status) < columns, "{columns}: {status:?}");
+            }
+        }
     }
 
     #[test]
