@@ -295,7 +295,7 @@ impl<W: Write> Reporter<W> {
         if self.quiet {
             return Ok(());
         }
-        self.line(job_id, &lossy(line))
+        self.line(job_id, &shown(line))
     }
 
     fn outcome_style(outcome: &str) -> Style {
@@ -358,7 +358,7 @@ impl<W: Write> Reporter<W> {
                 job.outcome = Some(*outcome);
                 let took = duration(job.started_ms, Some(at));
                 let error = job.error.clone();
-                let tail: Vec<String> = job.tail.iter().map(|t| lossy(t).into_owned()).collect();
+                let tail: Vec<String> = job.tail.iter().map(|t| shown(t).into_owned()).collect();
                 let word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
                 if *outcome == JobOutcome::Failed {
                     let why = error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -454,7 +454,7 @@ impl<W: Write> Reporter<W> {
                 self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
             )?;
             for text in &job.tail {
-                writeln!(self.pending, "  {}", lossy(text))?;
+                writeln!(self.pending, "  {}", shown(text))?;
             }
         }
         let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
@@ -521,6 +521,27 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
+}
+
+/// A line of output as a reader expects to see it: a line that redraws
+/// itself with `\r` (a progress bar) as the terminal is left showing, the
+/// text after the last `\r`, rather than a `\r` that would send the cursor
+/// back over the `job |` prefix. A `\r` that ends the line (CRLF) redraws
+/// nothing. The logs keep every byte; this is only what the reporter shows.
+fn shown(line: &[u8]) -> Cow<'_, str> {
+    // memchr: a loud command prints millions of lines, most without a `\r`.
+    let Some(mut cr) = memchr::memrchr(b'\r', line) else {
+        return lossy(line);
+    };
+    let mut end = line.len();
+    while cr + 1 == end {
+        end = cr;
+        match memchr::memrchr(b'\r', &line[..end]) {
+            Some(before) => cr = before,
+            None => return lossy(&line[..end]),
+        }
+    }
+    lossy(&line[cr + 1..end])
 }
 
 /// `running: a 0.50s, b 1.20s`, within `max` columns: as many jobs as fit
@@ -856,6 +877,58 @@ run complete in 0.01s: 3 complete
         assert_eq!(
             String::from_utf8_lossy(&reporter.out),
             "a | started\na | one\na | t\u{FFFD}wo\na | three\na | complete in 0.01s\n"
+        );
+    }
+
+    #[test]
+    fn a_line_that_redraws_itself_shows_as_its_last_drawing() {
+        assert_eq!(shown(b"plain"), "plain");
+        assert_eq!(shown(b"fetching 10%\rfetching 60%\rfetching 100%"), "fetching 100%");
+        assert_eq!(shown(b"crlf\r"), "crlf");
+        assert_eq!(shown(b"10%\r100%\r\r"), "100%");
+        assert_eq!(shown(b"\r"), "");
+        assert_eq!(shown(b"half\rt\xffwo"), "t\u{FFFD}wo");
+    }
+
+    #[test]
+    fn a_carriage_return_in_output_never_overwrites_the_job_prefix() {
+        let mut events = two_jobs_running();
+        events.remove(2);
+        events.push(output("a", "fetching 10%\rfetching 100%"));
+        events.push(output("a", "windows line\r"));
+        events.push(wire(
+            10,
+            EventKind::ShFinished {
+                job_id: "a".into(),
+                exit_code: 1,
+            },
+        ));
+        events.push(wire(
+            10,
+            EventKind::JobFinished {
+                job_id: "a".into(),
+                outcome: JobOutcome::Failed,
+            },
+        ));
+        events.push(wire(
+            10,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Failed,
+                error: None,
+            },
+        ));
+        let shown = "a | fetching 100%\na | windows line\n";
+        for mode in [Mode::Plain, Mode::MonochromeTerminal] {
+            let text = render(&events, mode, false);
+            assert!(text.contains(shown), "{mode:?}: {text:?}");
+            assert!(!text.contains('\r'), "{mode:?}: {text:?}");
+            // The failure summary shows the lines the same way.
+            assert!(text.contains("\n  fetching 100%\n  windows line\n"), "{text:?}");
+        }
+        let quiet = render(&events, Mode::Plain, true);
+        assert!(
+            quiet.starts_with("a | failed in 0.01s\na | fetching 100%\na | windows line\n"),
+            "{quiet:?}"
         );
     }
 
