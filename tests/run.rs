@@ -165,7 +165,8 @@ run failed in <t>: 1 complete, 1 failed
 "
     );
 
-    // Quiet: like command output, shown only for the failed job.
+    // Quiet: like command output, shown only for the failed job, and once:
+    // the summary does not repeat what the failure's line just showed.
     let quiet = ws.run(&["run", "-j", "1", "-q"]);
     quiet.assert_code(1);
     assert_eq!(
@@ -178,10 +179,6 @@ test-all | lines
 job       outcome    duration
 build     complete   <t>
 test-all  failed     <t>
-
-test-all: .quire/ci.fnl:13: no tests
-  two
-  lines
 
 run failed in <t>: 1 complete, 1 failed
 "

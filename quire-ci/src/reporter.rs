@@ -436,7 +436,10 @@ impl<W: Write> Reporter<W> {
                 self.paint(Self::outcome_style(state), &padded)
             )?;
         }
-        for id in &self.order {
+        // What failed and why, gathered under the table: the output ran
+        // between other jobs'. Not with -q: a failed job's line showed it,
+        // and it is all that was shown.
+        for id in self.order.iter().filter(|_| !self.quiet) {
             let job = &self.jobs[self.index[id]];
             if job.outcome != Some(JobOutcome::Failed) {
                 continue;
@@ -855,6 +858,9 @@ run complete in 0.01s: 3 complete
             "test   | failed in 0.50s: .quire/ci.fnl:7: command `make check` exited with code 2\ntest   | 1 test failed\n\njob"
         ), "{text}");
         assert!(!text.contains("compiled"));
+        // Once each: the failure's line was all that -q showed of the job.
+        assert_eq!(text.matches("exited with code 2").count(), 1, "{text}");
+        assert_eq!(text.matches("1 test failed").count(), 1, "{text}");
     }
 
     #[test]
@@ -1163,13 +1169,6 @@ build | no newline ***
 job    outcome    duration
 build  failed     0.01s
 lint   not run    (run stopped)
-
-build: boom
-  compiled
-  made ***
-  two
-  lines
-  no newline ***
 
 run failed in 0.01s: 1 failed, 1 not run
 "
