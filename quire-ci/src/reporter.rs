@@ -82,6 +82,21 @@ struct JobView {
     printed: Vec<u8>,
 }
 
+impl JobView {
+    /// The last lines of output, as shown, to follow the job's error: none
+    /// when the error ends with them already, as ci.mirror's does (with
+    /// git's stderr), or one raised as `(error (.. "why: " result.stderr))`.
+    fn tail_beyond_error(&self) -> Vec<String> {
+        let tail: Vec<String> = self.tail.iter().map(|line| shown(line).into_owned()).collect();
+        let text = tail.join("\n");
+        let text = text.trim_end();
+        match &self.error {
+            Some(error) if !text.is_empty() && error.trim_end().ends_with(text) => Vec::new(),
+            _ => tail,
+        }
+    }
+}
+
 pub struct Reporter<W: Write> {
     out: W,
     mode: Mode,
@@ -353,12 +368,13 @@ impl<W: Write> Reporter<W> {
             EventKind::JobFinished { job_id, outcome } => {
                 self.printed_rest(job_id)?;
                 self.running.retain(|id| id != job_id);
+                let quiet = self.quiet;
                 let job = self.job(job_id);
                 job.finished_ms = Some(at);
                 job.outcome = Some(*outcome);
                 let took = duration(job.started_ms, Some(at));
                 let error = job.error.clone();
-                let tail: Vec<String> = job.tail.iter().map(|t| shown(t).into_owned()).collect();
+                let tail = if quiet { job.tail_beyond_error() } else { Vec::new() };
                 let word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
                 if *outcome == JobOutcome::Failed {
                     let why = error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -456,8 +472,8 @@ impl<W: Write> Reporter<W> {
                 "{}",
                 self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
             )?;
-            for text in &job.tail {
-                writeln!(self.pending, "  {}", shown(text))?;
+            for text in job.tail_beyond_error() {
+                writeln!(self.pending, "  {text}")?;
             }
         }
         let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
@@ -861,6 +877,124 @@ run complete in 0.01s: 3 complete
         // Once each: the failure's line was all that -q showed of the job.
         assert_eq!(text.matches("exited with code 2").count(), 1, "{text}");
         assert_eq!(text.matches("1 test failed").count(), 1, "{text}");
+    }
+
+    /// Job `push` fails as ci.mirror does: its error ends with the stderr
+    /// of its last command, which is all that command printed.
+    fn mirror_failing() -> Vec<RuntimeEvent> {
+        let mut events = vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["push".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "push".into() }),
+            wire(
+                0,
+                EventKind::ShStarted {
+                    job_id: "push".into(),
+                    cmd: "git push /no/repo.git refs/heads/main".into(),
+                },
+            ),
+        ];
+        let stderr = "fatal: '/no/repo.git' does not appear to be a git repository\n\
+                      fatal: Could not read from remote repository.\n";
+        for line in stderr.lines() {
+            events.push(output("push", line));
+        }
+        events.extend([
+            wire(
+                10,
+                EventKind::ShFinished {
+                    job_id: "push".into(),
+                    exit_code: 128,
+                },
+            ),
+            RuntimeEvent::JobError {
+                job_id: "push".into(),
+                message: format!("mirror: git push to /no/repo.git failed (exit code 128): {stderr}"),
+            },
+            wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: "push".into(),
+                    outcome: JobOutcome::Failed,
+                },
+            ),
+            wire(
+                10,
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Failed,
+                    error: None,
+                },
+            ),
+        ]);
+        events
+    }
+
+    #[test]
+    fn output_that_the_error_ends_with_is_not_shown_again_under_it() {
+        assert_eq!(
+            render(&mirror_failing(), Mode::Plain, true),
+            "\
+push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+push | 
+
+job   outcome    duration
+push  failed     0.01s
+
+run failed in 0.01s: 1 failed
+"
+        );
+        // Without -q the output was shown as it came; the summary's error
+        // has it again, gathered, but only once.
+        assert_eq!(
+            render(&mirror_failing(), Mode::Plain, false),
+            "\
+run 000000000000 HEAD: 1 job
+push | started
+push | $ git push /no/repo.git refs/heads/main
+push | fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+push | 
+
+job   outcome    duration
+push  failed     0.01s
+
+push: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+fatal: Could not read from remote repository.
+
+
+run failed in 0.01s: 1 failed
+"
+        );
+    }
+
+    #[test]
+    fn output_is_shown_under_an_error_that_does_not_end_with_all_of_it() {
+        let job = |error: &str, tail: &[&str]| JobView {
+            error: Some(error.into()),
+            tail: tail.iter().map(|line| line.as_bytes().to_vec()).collect(),
+            ..JobView::default()
+        };
+        let tail = |job: JobView| job.tail_beyond_error();
+        // The command's text names `boom`: the error does not give its output.
+        assert_eq!(
+            tail(job("command `echo boom >&2; exit 1` exited with code 1", &["boom"])),
+            ["boom"]
+        );
+        // The error ends with the stderr, but stdout came between its lines.
+        assert_eq!(tail(job("failed: e1\ne2\n", &["e1", "out", "e2"])), ["e1", "out", "e2"]);
+        assert_eq!(tail(job("failed: e1\ne2\n", &["e1", "e2"])), Vec::<String>::new());
+        // As shown: the error ends with what the redrawn line shows.
+        assert_eq!(tail(job("failed: 100%", &["10%\r100%"])), Vec::<String>::new());
+        assert_eq!(tail(job("failed", &[])), Vec::<String>::new());
     }
 
     #[test]
