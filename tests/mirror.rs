@@ -331,7 +331,8 @@ fn a_tag_the_mirror_has_at_another_commit_fails_the_push() {
         &format!(
             "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: git push to {url} failed (exit code 1): To {url}"
         ),
-        &format!(" ! [rejected]        {built} -> v1.0 (already exists)"),
+        // git's later lines, indented under the error's first in the summary.
+        &format!("   ! [rejected]        {built} -> v1.0 (already exists)"),
     ]);
     assert_eq!(refs(ws.path()), local);
     // The tag stays; the branch, pushed in the same (non-atomic) git push, moved.

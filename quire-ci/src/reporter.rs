@@ -467,11 +467,17 @@ impl<W: Write> Reporter<W> {
                 (None, Some(cmd), Some(code)) if code != 0 => format!("{id}: `{cmd}` exited with code {code}"),
                 _ => format!("{id}: failed"),
             };
-            writeln!(
-                self.pending,
-                "{}",
-                self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
-            )?;
+            // Its later lines (a command's stderr, a diagnostic) indented
+            // under the first, like the output after them: the next job's
+            // starts at the margin.
+            let red = Style::new().fg_color(Some(AnsiColor::Red.into()));
+            for (i, text) in headline.split('\n').enumerate() {
+                match (i, text) {
+                    (0, text) => writeln!(self.pending, "{}", self.paint(red, text))?,
+                    (_, "") => writeln!(self.pending)?,
+                    (_, text) => writeln!(self.pending, "  {}", self.paint(red, text))?,
+                }
+            }
             for text in job.tail_beyond_error() {
                 writeln!(self.pending, "  {text}")?;
             }
@@ -488,7 +494,9 @@ impl<W: Write> Observer for Reporter<W> {
             RuntimeEvent::Wire(event) => self.on_wire(event),
             RuntimeEvent::Output { job_id, stream, line } => return self.output(job_id, *stream, line),
             RuntimeEvent::JobError { job_id, message } => {
-                self.job(job_id).error = Some(message.clone());
+                // One that ends with a command's stderr ends with a newline:
+                // no empty last line, under the job's prefix or in the summary.
+                self.job(job_id).error = Some(message.trim_end().to_string());
                 Ok(())
             }
             // Shown even with -q: it explains figures in the run's record.
@@ -942,7 +950,6 @@ run complete in 0.01s: 3 complete
             "\
 push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
 push | fatal: Could not read from remote repository.
-push | 
 
 job   outcome    duration
 push  failed     0.01s
@@ -962,14 +969,12 @@ push | fatal: '/no/repo.git' does not appear to be a git repository
 push | fatal: Could not read from remote repository.
 push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
 push | fatal: Could not read from remote repository.
-push | 
 
 job   outcome    duration
 push  failed     0.01s
 
 push: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
-fatal: Could not read from remote repository.
-
+  fatal: Could not read from remote repository.
 
 run failed in 0.01s: 1 failed
 "
