@@ -47,7 +47,13 @@ fn refs(repo: &Path) -> Vec<String> {
 }
 
 fn run_with_secret(ws: &Workspace) -> Run {
-    let mut cmd = ws.events_command(&["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"]);
+    run_with_secret_and(ws, &[])
+}
+
+fn run_with_secret_and(ws: &Workspace, args: &[&str]) -> Run {
+    let mut args = args.to_vec();
+    args.extend(["--secret", "PUSH_HEADER=env:QUIRE_TEST_PUSH_HEADER"]);
+    let mut cmd = ws.events_command(&args);
     cmd.env("QUIRE_TEST_PUSH_HEADER", "Authorization: Bearer sekrit-token-123");
     Run::from(cmd.output().unwrap())
 }
@@ -325,7 +331,8 @@ fn a_tag_the_mirror_has_at_another_commit_fails_the_push() {
         &format!(
             "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: git push to {url} failed (exit code 1): To {url}"
         ),
-        &format!(" ! [rejected]        {built} -> v1.0 (already exists)"),
+        // git's later lines, indented under the error's first in the summary.
+        &format!("   ! [rejected]        {built} -> v1.0 (already exists)"),
     ]);
     assert_eq!(refs(ws.path()), local);
     // The tag stays; the branch, pushed in the same (non-atomic) git push, moved.
@@ -594,6 +601,20 @@ fn a_server_asking_for_credentials_fails_the_push_without_a_prompt() {
     run.assert_code(1).assert_stderr_lines(&[&format!(
         "quire/mirror: .quire/ci.fnl:2 (in job 'quire/mirror', declared here): mirror: git push to {url} failed (exit code 128): fatal: could not read Username for '{authority}': terminal prompts disabled"
     )]);
+}
+
+#[test]
+fn with_q_gits_message_is_shown_once() {
+    let (ws, remote) = repo_with_remote(PIPELINE);
+    rewrite_remote(&ws, &remote.path().join("missing.git"));
+    let run = run_with_secret_and(&ws, &["-q"]);
+    run.assert_code(1);
+    // The job's error ends with git's stderr: not again as the output under
+    // it, nor in the summary, which with -q is the table.
+    let says = |text: &str| run.stderr.matches(text).count();
+    assert_eq!(says("does not appear to be a git repository"), 1, "{}", run.stderr);
+    assert_eq!(says("Could not read from remote repository"), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("quire/mirror | failed in "), "{}", run.stderr);
 }
 
 /// Point the committed pipeline at `remote` (after the commit, so the commit does not depend on a temp path).

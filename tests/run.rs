@@ -165,7 +165,8 @@ run failed in <t>: 1 complete, 1 failed
 "
     );
 
-    // Quiet: like command output, shown only for the failed job.
+    // Quiet: like command output, shown only for the failed job, and once:
+    // the summary does not repeat what the failure's line just showed.
     let quiet = ws.run(&["run", "-j", "1", "-q"]);
     quiet.assert_code(1);
     assert_eq!(
@@ -178,10 +179,6 @@ test-all | lines
 job       outcome    duration
 build     complete   <t>
 test-all  failed     <t>
-
-test-all: .quire/ci.fnl:13: no tests
-  two
-  lines
 
 run failed in <t>: 1 complete, 1 failed
 "
@@ -965,4 +962,31 @@ fn a_job_changing_an_output_it_read_changes_it_for_no_other_job() {
     let run = ws.run(&["run", "-j", "1"]);
     run.assert_code(0);
     run.assert_stderr_lines(&["read  | 1\t2\t0000000000000000000000000000000000000000"]);
+}
+
+#[test]
+fn a_line_that_redraws_itself_shows_as_its_last_drawing_and_is_logged_whole() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :fetch [:quire/push]
+  (fn [rt] (rt.sh "printf 'fetching 10%%\\rfetching 100%%\\nwindows line\\r\\n'")))
+"#,
+    );
+    let run = ws.run(&["run", "--out-dir", "out"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("fetch | fetching 100%\nfetch | windows line\nfetch | complete"),
+        "{:?}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
+    // The reporter shows the line as a terminal would; the log has every byte.
+    let log = ws.read("out/jobs/fetch/sh-1.log");
+    let texts: Vec<&str> = log
+        .split('\n')
+        .filter_map(|line| line.split_once(" F "))
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(texts, ["fetching 10%\rfetching 100%", "windows line\r"]);
 }

@@ -15,8 +15,19 @@ const PIPELINE: &str = r#"(local ci (require :quire.ci))
 
 /// Run `quire-ci run` on a pseudo-terminal; returns what the terminal showed.
 fn on_a_terminal(ws: &Workspace, no_color: bool) -> String {
+    let (code, screen) = run_on_a_terminal(ws, "-j 1", None, no_color);
+    assert_eq!(code, Some(1), "{screen}");
+    screen
+}
+
+/// `quire-ci run ARGS` on a pseudo-terminal `columns` wide (None: one that
+/// does not tell its size, as `script` makes when its stdin is no terminal).
+fn run_on_a_terminal(ws: &Workspace, args: &str, columns: Option<u16>, no_color: bool) -> (Option<i32>, String) {
     let bin = env!("CARGO_BIN_EXE_quire-ci");
-    let command = format!("'{bin}' -w '{}' run -j 1", ws.path().display());
+    let mut command = format!("'{bin}' -w '{}' run {args}", ws.path().display());
+    if let Some(columns) = columns {
+        command = format!("stty cols {columns} && {command}");
+    }
     let mut script = Command::new("script");
     script
         .args(["-q", "-e", "-c", &command, "/dev/null"])
@@ -28,8 +39,8 @@ fn on_a_terminal(ws: &Workspace, no_color: bool) -> String {
     let out = script
         .output()
         .expect("util-linux script runs the command on a pseudo-terminal");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -97,4 +108,40 @@ fn a_command_that_asks_the_terminal_fails_at_once_instead_of_hanging() {
     assert_eq!(out.status.code(), Some(1), "{screen}");
     assert!(screen.contains("/dev/tty"), "{screen}");
     assert!(screen.contains("ask | failed in"), "{screen}");
+}
+
+/// Six jobs with ids of 40 characters, running together for a second.
+fn six_long_jobs() -> Workspace {
+    let mut pipeline = String::from("(local ci (require :quire.ci))\n");
+    for i in 1..=6 {
+        let id = format!("job-{i}-{}", "x".repeat(34));
+        pipeline.push_str(&format!("(ci.job :{id} [:quire/push] (fn [rt] (rt.sh \"sleep 1\")))\n"));
+    }
+    Workspace::fennel(&pipeline)
+}
+
+/// The live status lines a terminal was sent: each is written last and
+/// cleared with `\r\x1b[2K` before anything else is.
+fn status_lines(screen: &str) -> Vec<&str> {
+    screen
+        .split("\r\x1b[2K")
+        .filter_map(|chunk| chunk.rsplit('\n').next())
+        .filter(|last| last.starts_with("running: "))
+        .collect()
+}
+
+#[test]
+fn the_status_line_fits_one_row_of_the_terminal() {
+    // Wider, it wrapped, and each redraw cleared only its last row.
+    let ws = six_long_jobs();
+    for (columns, fits) in [(Some(70), 70), (None, 80)] {
+        let (code, screen) = run_on_a_terminal(&ws, "-j 6", columns, true);
+        assert_eq!(code, Some(0), "{screen}");
+        let statuses = status_lines(&screen);
+        assert!(!statuses.is_empty(), "no status line:\n{screen:?}");
+        for status in statuses {
+            assert!(status.chars().count() < fits, "{columns:?}: {status:?}");
+            assert!(status.ends_with(" more"), "{columns:?}: {status:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! quire-ci: run a CI pipeline written in Fennel against a local workspace.
 
 mod cli;
+mod columns;
 mod commands;
 mod reporter;
 mod sink;

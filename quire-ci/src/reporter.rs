@@ -15,11 +15,16 @@ use quire_core::ci::process::OutputStream;
 use quire_core::ci::runtime::{Observer, RuntimeEvent};
 use tokio::sync::Notify;
 
+use crate::columns::{self, Pad};
+
 /// Lines of output kept per job for the failure summary.
 const TAIL_LINES: usize = 10;
 
 /// Batched output is written out once this much is waiting.
 const PENDING_MAX: usize = 64 * 1024;
+
+/// The width of a terminal that does not tell its own.
+const DEFAULT_COLUMNS: usize = 80;
 
 /// Colours given to job prefixes in turn, so interleaved output stays readable.
 const JOB_COLOURS: [AnsiColor; 6] = [
@@ -52,6 +57,14 @@ impl Mode {
     }
 }
 
+/// Where the live status line learns how wide the terminal is.
+#[derive(Debug, Clone, Copy)]
+enum Columns {
+    /// Asked of stderr's terminal at each draw: it may have been resized.
+    Stderr,
+    Fixed(usize),
+}
+
 #[derive(Default)]
 struct JobView {
     colour: usize,
@@ -69,6 +82,21 @@ struct JobView {
     printed: Vec<u8>,
 }
 
+impl JobView {
+    /// The last lines of output, as shown, to follow the job's error: none
+    /// when the error ends with them already, as ci.mirror's does (with
+    /// git's stderr), or one raised as `(error (.. "why: " result.stderr))`.
+    fn tail_beyond_error(&self) -> Vec<String> {
+        let tail: Vec<String> = self.tail.iter().map(|line| shown(line).into_owned()).collect();
+        let text = tail.join("\n");
+        let text = text.trim_end();
+        match &self.error {
+            Some(error) if !text.is_empty() && error.trim_end().ends_with(text) => Vec::new(),
+            _ => tail,
+        }
+    }
+}
+
 pub struct Reporter<W: Write> {
     out: W,
     mode: Mode,
@@ -82,6 +110,8 @@ pub struct Reporter<W: Write> {
     /// Running jobs, in the order they started, for the live status line.
     running: Vec<String>,
     status_shown: bool,
+    columns: Columns,
+    /// The widest job id, in terminal columns: ids are padded to it.
     width: usize,
     run_started_ms: Option<u64>,
     /// Text not yet written to `out`: every write goes through it, so order is kept.
@@ -92,7 +122,10 @@ pub struct Reporter<W: Write> {
 
 impl Reporter<io::Stderr> {
     pub fn stderr(quiet: bool) -> Self {
-        Reporter::new(io::stderr(), Mode::detect(), quiet)
+        Reporter {
+            columns: Columns::Stderr,
+            ..Reporter::new(io::stderr(), Mode::detect(), quiet)
+        }
     }
 }
 
@@ -108,6 +141,7 @@ impl<W: Write> Reporter<W> {
             last: 0,
             running: Vec::new(),
             status_shown: false,
+            columns: Columns::Fixed(DEFAULT_COLUMNS),
             width: 0,
             run_started_ms: None,
             pending: Vec::new(),
@@ -156,7 +190,7 @@ impl<W: Write> Reporter<W> {
                 let i = self.order.len();
                 self.order.push(id.to_string());
                 self.index.insert(id.to_string(), i);
-                self.width = self.width.max(id.len());
+                self.width = self.width.max(columns::width(id));
                 self.jobs.push(JobView {
                     colour: i % JOB_COLOURS.len(),
                     ..JobView::default()
@@ -199,7 +233,17 @@ impl<W: Write> Reporter<W> {
             .iter()
             .map(|id| format!("{id} {}", duration(self.view(id).and_then(|j| j.started_ms), Some(now))))
             .collect();
-        let text = format!("running: {}", parts.join(", "));
+        let columns = match self.columns {
+            Columns::Stderr => stderr_columns().unwrap_or(DEFAULT_COLUMNS),
+            Columns::Fixed(columns) => columns,
+        };
+        // `\r\x1b[2K` clears one row: a status line that wraps leaves its
+        // first rows on the screen at every redraw. The last column stays
+        // free, as some terminals wrap as soon as it is written.
+        let text = status_text(&parts, columns.saturating_sub(1));
+        if text.is_empty() {
+            return Ok(());
+        }
         let text = self.paint(Style::new().dimmed(), &text);
         self.pending.extend_from_slice(text.as_bytes());
         self.status_shown = true;
@@ -216,10 +260,10 @@ impl<W: Write> Reporter<W> {
         for text in text.split('\n') {
             // Writing to a Vec cannot fail.
             let _ = match self.mode {
-                Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{job_id:<width$} | {text}"),
+                Mode::Plain | Mode::MonochromeTerminal => writeln!(self.pending, "{} | {text}", Pad(job_id, width)),
                 Mode::Terminal => {
                     let style = Style::new().fg_color(Some(JOB_COLOURS[colour].into()));
-                    writeln!(self.pending, "{style}{job_id:<width$} |{style:#} {text}")
+                    writeln!(self.pending, "{style}{} |{style:#} {text}", Pad(job_id, width))
                 }
             };
         }
@@ -266,7 +310,7 @@ impl<W: Write> Reporter<W> {
         if self.quiet {
             return Ok(());
         }
-        self.line(job_id, &lossy(line))
+        self.line(job_id, &shown(line))
     }
 
     fn outcome_style(outcome: &str) -> Style {
@@ -324,12 +368,13 @@ impl<W: Write> Reporter<W> {
             EventKind::JobFinished { job_id, outcome } => {
                 self.printed_rest(job_id)?;
                 self.running.retain(|id| id != job_id);
+                let quiet = self.quiet;
                 let job = self.job(job_id);
                 job.finished_ms = Some(at);
                 job.outcome = Some(*outcome);
                 let took = duration(job.started_ms, Some(at));
                 let error = job.error.clone();
-                let tail: Vec<String> = job.tail.iter().map(|t| lossy(t).into_owned()).collect();
+                let tail = if quiet { job.tail_beyond_error() } else { Vec::new() };
                 let word = self.paint(Self::outcome_style(outcome.as_str()), outcome.as_str());
                 if *outcome == JobOutcome::Failed {
                     let why = error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -402,11 +447,15 @@ impl<W: Write> Reporter<W> {
             let padded = format!("{state:<9}");
             writeln!(
                 self.pending,
-                "{id:<width$}  {}  {detail}",
+                "{}  {}  {detail}",
+                Pad(&id, width),
                 self.paint(Self::outcome_style(state), &padded)
             )?;
         }
-        for id in &self.order {
+        // What failed and why, gathered under the table: the output ran
+        // between other jobs'. Not with -q: a failed job's line showed it,
+        // and it is all that was shown.
+        for id in self.order.iter().filter(|_| !self.quiet) {
             let job = &self.jobs[self.index[id]];
             if job.outcome != Some(JobOutcome::Failed) {
                 continue;
@@ -418,13 +467,19 @@ impl<W: Write> Reporter<W> {
                 (None, Some(cmd), Some(code)) if code != 0 => format!("{id}: `{cmd}` exited with code {code}"),
                 _ => format!("{id}: failed"),
             };
-            writeln!(
-                self.pending,
-                "{}",
-                self.paint(Style::new().fg_color(Some(AnsiColor::Red.into())), &headline)
-            )?;
-            for text in &job.tail {
-                writeln!(self.pending, "  {}", lossy(text))?;
+            // Its later lines (a command's stderr, a diagnostic) indented
+            // under the first, like the output after them: the next job's
+            // starts at the margin.
+            let red = Style::new().fg_color(Some(AnsiColor::Red.into()));
+            for (i, text) in headline.split('\n').enumerate() {
+                match (i, text) {
+                    (0, text) => writeln!(self.pending, "{}", self.paint(red, text))?,
+                    (_, "") => writeln!(self.pending)?,
+                    (_, text) => writeln!(self.pending, "  {}", self.paint(red, text))?,
+                }
+            }
+            for text in job.tail_beyond_error() {
+                writeln!(self.pending, "  {text}")?;
             }
         }
         let counts: Vec<String> = counts.iter().map(|(state, n)| format!("{n} {state}")).collect();
@@ -439,7 +494,9 @@ impl<W: Write> Observer for Reporter<W> {
             RuntimeEvent::Wire(event) => self.on_wire(event),
             RuntimeEvent::Output { job_id, stream, line } => return self.output(job_id, *stream, line),
             RuntimeEvent::JobError { job_id, message } => {
-                self.job(job_id).error = Some(message.clone());
+                // One that ends with a command's stderr ends with a newline:
+                // no empty last line, under the job's prefix or in the summary.
+                self.job(job_id).error = Some(message.trim_end().to_string());
                 Ok(())
             }
             // Shown even with -q: it explains figures in the run's record.
@@ -491,6 +548,70 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
+}
+
+/// A line of output as a reader expects to see it: a line that redraws
+/// itself with `\r` (a progress bar) as the terminal is left showing, the
+/// text after the last `\r`, rather than a `\r` that would send the cursor
+/// back over the `job |` prefix. A `\r` that ends the line (CRLF) redraws
+/// nothing. The logs keep every byte; this is only what the reporter shows.
+fn shown(line: &[u8]) -> Cow<'_, str> {
+    // memchr: a loud command prints millions of lines, most without a `\r`.
+    let Some(mut cr) = memchr::memrchr(b'\r', line) else {
+        return lossy(line);
+    };
+    let mut end = line.len();
+    while cr + 1 == end {
+        end = cr;
+        match memchr::memrchr(b'\r', &line[..end]) {
+            Some(before) => cr = before,
+            None => return lossy(&line[..end]),
+        }
+    }
+    lossy(&line[cr + 1..end])
+}
+
+/// `running: a 0.50s, b 1.20s`, within `max` columns: as many jobs as fit
+/// whole, then how many more there are; `running: 6 jobs` if none fits;
+/// on a terminal too narrow even for that, as much of it as fits.
+fn status_text(parts: &[String], max: usize) -> String {
+    const HEAD: &str = "running: ";
+    let full = format!("{HEAD}{}", parts.join(", "));
+    if columns::width(&full) <= max {
+        return full;
+    }
+    let mut used = HEAD.len();
+    let mut fits = 0;
+    for (shown, part) in parts.iter().enumerate().take(parts.len().saturating_sub(1)) {
+        used += columns::width(part) + if shown > 0 { 2 } else { 0 };
+        if used > max {
+            break;
+        }
+        let more = format!(", … +{} more", parts.len() - shown - 1);
+        if used + columns::width(&more) <= max {
+            fits = shown + 1;
+        }
+    }
+    if fits > 0 {
+        return format!("{HEAD}{}, … +{} more", parts[..fits].join(", "), parts.len() - fits);
+    }
+    let count = format!("{HEAD}{} jobs", parts.len());
+    match max {
+        _ if columns::width(&count) <= max => count,
+        0 => String::new(),
+        _ => format!("{}…", columns::cut(&count, max - 1)),
+    }
+}
+
+/// The width of the terminal on stderr, if it is one that tells it: an
+/// ioctl, cheap next to the write of the status line that follows it.
+fn stderr_columns() -> Option<usize> {
+    // SAFETY: a winsize is plain integers; zeroes are a valid value.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer it is given, and
+    // `size` is one; on a descriptor that is not a terminal it fails.
+    let told = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (told && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -661,6 +782,60 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
     }
 
     #[test]
+    fn ids_of_wide_characters_are_aligned_by_the_columns_they_take() {
+        // テスト takes 6 columns (9 bytes), café-🎉 7 (10 bytes): padding by
+        // bytes or chars would push the `|` and the table's columns apart.
+        let mut events = vec![wire(
+            0,
+            EventKind::RunStarted {
+                sha: "0".repeat(40),
+                git_ref: "HEAD".into(),
+                jobs: vec!["テスト".into(), "café-🎉".into(), "go".into()],
+            },
+        )];
+        for id in ["テスト", "café-🎉", "go"] {
+            events.push(wire(0, EventKind::JobStarted { job_id: id.into() }));
+            events.push(output(id, "hi"));
+            events.push(wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: id.into(),
+                    outcome: JobOutcome::Complete,
+                },
+            ));
+        }
+        events.push(wire(
+            10,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Complete,
+                error: None,
+            },
+        ));
+        assert_eq!(
+            render(&events, Mode::Plain, false),
+            "\
+run 000000000000 HEAD: 3 jobs
+テスト  | started
+テスト  | hi
+テスト  | complete in 0.01s
+café-🎉 | started
+café-🎉 | hi
+café-🎉 | complete in 0.01s
+go      | started
+go      | hi
+go      | complete in 0.01s
+
+job      outcome    duration
+テスト   complete   0.01s
+café-🎉  complete   0.01s
+go       complete   0.01s
+
+run complete in 0.01s: 3 complete
+"
+        );
+    }
+
+    #[test]
     fn a_command_of_several_lines_keeps_the_prefix_on_each() {
         let cmd = "echo one\necho two";
         let events = vec![
@@ -707,6 +882,124 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
             "test   | failed in 0.50s: .quire/ci.fnl:7: command `make check` exited with code 2\ntest   | 1 test failed\n\njob"
         ), "{text}");
         assert!(!text.contains("compiled"));
+        // Once each: the failure's line was all that -q showed of the job.
+        assert_eq!(text.matches("exited with code 2").count(), 1, "{text}");
+        assert_eq!(text.matches("1 test failed").count(), 1, "{text}");
+    }
+
+    /// Job `push` fails as ci.mirror does: its error ends with the stderr
+    /// of its last command, which is all that command printed.
+    fn mirror_failing() -> Vec<RuntimeEvent> {
+        let mut events = vec![
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["push".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "push".into() }),
+            wire(
+                0,
+                EventKind::ShStarted {
+                    job_id: "push".into(),
+                    cmd: "git push /no/repo.git refs/heads/main".into(),
+                },
+            ),
+        ];
+        let stderr = "fatal: '/no/repo.git' does not appear to be a git repository\n\
+                      fatal: Could not read from remote repository.\n";
+        for line in stderr.lines() {
+            events.push(output("push", line));
+        }
+        events.extend([
+            wire(
+                10,
+                EventKind::ShFinished {
+                    job_id: "push".into(),
+                    exit_code: 128,
+                },
+            ),
+            RuntimeEvent::JobError {
+                job_id: "push".into(),
+                message: format!("mirror: git push to /no/repo.git failed (exit code 128): {stderr}"),
+            },
+            wire(
+                10,
+                EventKind::JobFinished {
+                    job_id: "push".into(),
+                    outcome: JobOutcome::Failed,
+                },
+            ),
+            wire(
+                10,
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Failed,
+                    error: None,
+                },
+            ),
+        ]);
+        events
+    }
+
+    #[test]
+    fn output_that_the_error_ends_with_is_not_shown_again_under_it() {
+        assert_eq!(
+            render(&mirror_failing(), Mode::Plain, true),
+            "\
+push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+
+job   outcome    duration
+push  failed     0.01s
+
+run failed in 0.01s: 1 failed
+"
+        );
+        // Without -q the output was shown as it came; the summary's error
+        // has it again, gathered, but only once.
+        assert_eq!(
+            render(&mirror_failing(), Mode::Plain, false),
+            "\
+run 000000000000 HEAD: 1 job
+push | started
+push | $ git push /no/repo.git refs/heads/main
+push | fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+push | failed in 0.01s: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+push | fatal: Could not read from remote repository.
+
+job   outcome    duration
+push  failed     0.01s
+
+push: mirror: git push to /no/repo.git failed (exit code 128): fatal: '/no/repo.git' does not appear to be a git repository
+  fatal: Could not read from remote repository.
+
+run failed in 0.01s: 1 failed
+"
+        );
+    }
+
+    #[test]
+    fn output_is_shown_under_an_error_that_does_not_end_with_all_of_it() {
+        let job = |error: &str, tail: &[&str]| JobView {
+            error: Some(error.into()),
+            tail: tail.iter().map(|line| line.as_bytes().to_vec()).collect(),
+            ..JobView::default()
+        };
+        let tail = |job: JobView| job.tail_beyond_error();
+        // The command's text names `boom`: the error does not give its output.
+        assert_eq!(
+            tail(job("command `echo boom >&2; exit 1` exited with code 1", &["boom"])),
+            ["boom"]
+        );
+        // The error ends with the stderr, but stdout came between its lines.
+        assert_eq!(tail(job("failed: e1\ne2\n", &["e1", "out", "e2"])), ["e1", "out", "e2"]);
+        assert_eq!(tail(job("failed: e1\ne2\n", &["e1", "e2"])), Vec::<String>::new());
+        // As shown: the error ends with what the redrawn line shows.
+        assert_eq!(tail(job("failed: 100%", &["10%\r100%"])), Vec::<String>::new());
+        assert_eq!(tail(job("failed", &[])), Vec::<String>::new());
     }
 
     #[test]
@@ -733,6 +1026,58 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
     }
 
     #[test]
+    fn a_line_that_redraws_itself_shows_as_its_last_drawing() {
+        assert_eq!(shown(b"plain"), "plain");
+        assert_eq!(shown(b"fetching 10%\rfetching 60%\rfetching 100%"), "fetching 100%");
+        assert_eq!(shown(b"crlf\r"), "crlf");
+        assert_eq!(shown(b"10%\r100%\r\r"), "100%");
+        assert_eq!(shown(b"\r"), "");
+        assert_eq!(shown(b"half\rt\xffwo"), "t\u{FFFD}wo");
+    }
+
+    #[test]
+    fn a_carriage_return_in_output_never_overwrites_the_job_prefix() {
+        let mut events = two_jobs_running();
+        events.remove(2);
+        events.push(output("a", "fetching 10%\rfetching 100%"));
+        events.push(output("a", "windows line\r"));
+        events.push(wire(
+            10,
+            EventKind::ShFinished {
+                job_id: "a".into(),
+                exit_code: 1,
+            },
+        ));
+        events.push(wire(
+            10,
+            EventKind::JobFinished {
+                job_id: "a".into(),
+                outcome: JobOutcome::Failed,
+            },
+        ));
+        events.push(wire(
+            10,
+            EventKind::RunFinished {
+                outcome: RunOutcome::Failed,
+                error: None,
+            },
+        ));
+        let shown = "a | fetching 100%\na | windows line\n";
+        for mode in [Mode::Plain, Mode::MonochromeTerminal] {
+            let text = render(&events, mode, false);
+            assert!(text.contains(shown), "{mode:?}: {text:?}");
+            assert!(!text.contains('\r'), "{mode:?}: {text:?}");
+            // The failure summary shows the lines the same way.
+            assert!(text.contains("\n  fetching 100%\n  windows line\n"), "{text:?}");
+        }
+        let quiet = render(&events, Mode::Plain, true);
+        assert!(
+            quiet.starts_with("a | failed in 0.01s\na | fetching 100%\na | windows line\n"),
+            "{quiet:?}"
+        );
+    }
+
+    #[test]
     fn terminal_mode_colours_and_plain_mode_does_not() {
         assert!(render(&failing_run(), Mode::Terminal, false).contains("\x1b["));
         assert!(!render(&failing_run(), Mode::Plain, false).contains('\x1b'));
@@ -748,6 +1093,83 @@ run failed in 1.77s: 1 complete, 1 failed, 1 not run
         let status = text.find("running: a").unwrap();
         let hello = text.find("hello").unwrap();
         assert!(text[status..hello].contains("\r\x1b[2K"), "{text:?}");
+    }
+
+    fn parts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|part| part.to_string()).collect()
+    }
+
+    #[test]
+    fn the_status_line_lists_what_fits_then_how_many_more_run() {
+        let running = parts(&["a 0.50s", "b 1.20s", "c 3.00s", "d 0.01s", "e 0.02s"]);
+        let all = "running: a 0.50s, b 1.20s, c 3.00s, d 0.01s, e 0.02s";
+        assert_eq!(status_text(&running, 79), all);
+        assert_eq!(status_text(&running, all.len()), all);
+        // One column short: `, … +N more` takes the room of the last two.
+        assert_eq!(
+            status_text(&running, all.len() - 1),
+            "running: a 0.50s, b 1.20s, c 3.00s, … +2 more"
+        );
+        assert_eq!(status_text(&running, 36), "running: a 0.50s, b 1.20s, … +3 more");
+        assert_eq!(status_text(&running, 35), "running: a 0.50s, … +4 more");
+        // Not one whole: the count.
+        assert_eq!(status_text(&running, 26), "running: 5 jobs");
+        assert_eq!(status_text(&running, 15), "running: 5 jobs");
+        // A terminal narrower still: what fits of it.
+        assert_eq!(status_text(&running, 14), "running: 5 jo…");
+        assert_eq!(status_text(&running, 1), "…");
+        assert_eq!(status_text(&running, 0), "");
+    }
+
+    #[test]
+    fn the_status_line_is_cut_by_columns_and_never_inside_a_character() {
+        // テスト takes 6 columns but 9 bytes, 🎉 2 columns but 4 bytes.
+        let running = parts(&["テスト 0.50s", "🎉🎉🎉 1.20s", "x 0.01s"]);
+        let all = "running: テスト 0.50s, 🎉🎉🎉 1.20s, x 0.01s";
+        assert_eq!((all.len(), columns::width(all)), (53, 44));
+        assert_eq!(status_text(&running, 44), all);
+        assert_eq!(status_text(&running, 43), "running: テスト 0.50s, … +2 more");
+        for max in 0..60 {
+            let text = status_text(&running, max);
+            assert!(columns::width(&text) <= max, "{max}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_status_line_fits_the_terminal_however_long_the_ids() {
+        // Six jobs of 40-character ids, on 80 columns: the line once took
+        // four rows, and each redraw cleared only the last.
+        let ids: Vec<String> = (1..=6).map(|i| format!("job-{i}-{}", "x".repeat(34))).collect();
+        let mut events = vec![wire(
+            0,
+            EventKind::RunStarted {
+                sha: "0".repeat(40),
+                git_ref: "HEAD".into(),
+                jobs: ids.clone(),
+            },
+        )];
+        let now = now_ms();
+        for id in &ids {
+            events.push(wire(now, EventKind::JobStarted { job_id: id.clone() }));
+        }
+        for columns in [80, 40, 10] {
+            let mut reporter = Reporter::new(Vec::new(), Mode::MonochromeTerminal, false);
+            reporter.columns = Columns::Fixed(columns);
+            for event in &events {
+                reporter.observe(event).unwrap();
+            }
+            let text = String::from_utf8(reporter.out).unwrap();
+            // Each status line is written last, and cleared before what follows.
+            let statuses: Vec<&str> = text
+                .split("\r\x1b[2K")
+                .filter_map(|chunk| chunk.rsplit('\n').next())
+                .filter(|last| !last.is_empty())
+                .collect();
+            assert_eq!(statuses.len(), 5, "{text:?}");
+            for status in statuses {
+                assert!(columns::width(status) < columns, "{columns}: {status:?}");
+            }
+        }
     }
 
     #[test]
@@ -886,13 +1308,6 @@ build | no newline ***
 job    outcome    duration
 build  failed     0.01s
 lint   not run    (run stopped)
-
-build: boom
-  compiled
-  made ***
-  two
-  lines
-  no newline ***
 
 run failed in 0.01s: 1 failed, 1 not run
 "

@@ -3,6 +3,7 @@
 
 use quire_core::ci::record::{JobRecord, JobState, RunRecord, RunState, ShRecord};
 
+use crate::columns::{self, Pad};
 use crate::reporter::format_duration;
 
 /// The whole report, blocks separated by blank lines, ending in a newline.
@@ -41,7 +42,7 @@ fn job_table(jobs: &[JobRecord]) -> String {
     let state_width = column_width("outcome", rows.iter().map(|row| row.1));
     let mut out = String::new();
     let mut push_row = |id: &str, state: &str, detail: &str| {
-        let line = format!("{id:<id_width$}  {state:<state_width$}  {detail}");
+        let line = format!("{}  {state:<state_width$}  {detail}", Pad(id, id_width));
         out.push_str(line.trim_end());
         out.push('\n');
     };
@@ -138,10 +139,11 @@ fn state_counts(jobs: &[JobRecord]) -> String {
         .join(", ")
 }
 
+/// The widest of `title` and `cells`, in terminal columns.
 fn column_width<'a>(title: &str, cells: impl Iterator<Item = &'a str>) -> usize {
     cells
-        .map(|cell| cell.chars().count())
-        .chain([title.chars().count()])
+        .map(columns::width)
+        .chain([columns::width(title)])
         .max()
         .unwrap_or(0)
 }
@@ -193,6 +195,32 @@ test failed:
   sh-2  exit 3  exit 3
 
 run failed in 1m01s: 1 complete, 1 failed, 1 blocked, 1 skipped
+"
+        );
+    }
+
+    #[test]
+    fn ids_of_wide_characters_are_aligned_by_the_columns_they_take() {
+        let text = render_stream(&[
+            r#"{"at_ms":0,"type":"run_started","sha":"0","ref":"HEAD","jobs":["テスト","café-🎉","go"]}"#,
+            r#"{"at_ms":0,"type":"job_started","job_id":"テスト"}"#,
+            r#"{"at_ms":10,"type":"job_finished","job_id":"テスト","outcome":"complete"}"#,
+            r#"{"at_ms":0,"type":"job_started","job_id":"café-🎉"}"#,
+            r#"{"at_ms":20,"type":"job_finished","job_id":"café-🎉","outcome":"complete"}"#,
+            r#"{"at_ms":20,"type":"job_skipped","job_id":"go","blocked_by":"café-🎉"}"#,
+            r#"{"at_ms":20,"type":"run_finished","outcome":"complete"}"#,
+        ]);
+        assert_eq!(
+            text,
+            "\
+run 0 HEAD
+
+job      outcome   duration
+テスト   complete  0.01s
+café-🎉  complete  0.02s
+go       blocked   (blocked by café-🎉)
+
+run complete in 0.02s: 2 complete, 1 blocked
 "
         );
     }
