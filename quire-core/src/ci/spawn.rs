@@ -134,6 +134,22 @@ fn environment(extra: &[(String, String)]) -> io::Result<Option<Vec<CString>>> {
     Ok(Some(vars))
 }
 
+/// Whether the runner has a controlling terminal, asked once: it gains none
+/// later (what it opens, it opens with O_NOCTTY or not as a session leader).
+fn runner_has_a_terminal() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: an open and a close; O_NOCTTY: never become its controller.
+        unsafe {
+            let fd = libc::open(c"/dev/tty".as_ptr(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd >= 0
+        }
+    })
+}
+
 /// The runner's pid, asked once: its one fork, the watchdog, starts no command.
 fn runner_pid() -> libc::pid_t {
     static PID: OnceLock<libc::pid_t> = OnceLock::new();
@@ -222,6 +238,14 @@ struct ChildArgs {
     parent: libc::pid_t,
     /// Signals to put back to their default disposition (bit `sig - 1`).
     reset_signals: u64,
+    /// A session of its own, not just a process group: on the runner's
+    /// terminal, a process of a background group that touches it (`read <
+    /// /dev/tty`, git asking for a password) is stopped by the kernel
+    /// (SIGTTIN) and the run would hang; out of the session, opening
+    /// /dev/tty fails at once. Only when the runner has a terminal: a new
+    /// session is also a new scheduler autogroup, about 8 µs a command
+    /// (docs/performance.md), and without a terminal there is none to touch.
+    new_session: bool,
     /// Set by the child when it gives up: the errno of the step that failed.
     error: c_int,
 }
@@ -270,6 +294,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
         stderr: stderr_w.as_raw_fd(),
         parent: runner_pid(),
         reset_signals: signals_to_reset(),
+        new_session: runner_has_a_terminal(),
         error: 0,
     };
 
@@ -364,12 +389,13 @@ unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
                 libc::sigaction(sig, &default, ptr::null_mut());
             }
         }
-        // A session of its own, not just a process group: a process of a
-        // background group that touches the runner's terminal (`read <
-        // /dev/tty`, git asking for a password) would be stopped by the
-        // kernel (SIGTTIN) and the run would hang. Without a controlling
-        // terminal, opening /dev/tty fails at once.
-        if libc::setsid() < 0 {
+        // See `ChildArgs::new_session`.
+        let grouped = if args.new_session {
+            libc::setsid()
+        } else {
+            libc::setpgid(0, 0)
+        };
+        if grouped < 0 {
             return errno();
         }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
