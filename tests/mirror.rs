@@ -399,18 +399,12 @@ fn a_failure_of_the_helper_names_the_line_that_called_it() {
 
 #[test]
 fn wrong_options_are_named() {
+    // What can be told from the options is told when the pipeline loads
+    // (validate finds it too), before anything runs.
     for (opts, error) in [
         (
             r#"{:tag "v1"}"#,
             ":tag must be a function of push returning the tag's name, got string",
-        ),
-        (
-            "{:tag (fn [push] 42)}",
-            "the :tag function's result must be a non-empty string, got number",
-        ),
-        (
-            r#"{:tag (fn [push] "")}"#,
-            "the :tag function's result must be a non-empty string, got an empty string",
         ),
         (
             r#"{:refs "refs/heads/main"}"#,
@@ -422,6 +416,28 @@ fn wrong_options_are_named() {
         ),
         ("{:refs [42]}", "each of :refs must be a non-empty string, got number"),
         ("{:secret 42}", ":secret must be a non-empty string, got number"),
+    ] {
+        let (ws, remote) = repo_with_remote(&format!(
+            "(local ci (require :quire.ci))\n(ci.mirror \"REMOTE\" {opts})\n"
+        ));
+        rewrite_remote(&ws, remote.path());
+        let expected = format!("  × .quire/ci.fnl:2: ci.mirror: {error}");
+        ws.run(&["validate"]).assert_code(1).assert_stderr_lines(&[&expected]);
+        let run = ws.run_events(&[]);
+        run.assert_code(1).assert_stderr_lines(&[&expected]);
+        assert_eq!(run.events().len(), 1, "nothing ran: {opts}");
+        assert_eq!(refs(remote.path()), Vec::<String>::new(), "{opts}");
+    }
+    // What the :tag function returns is known when the job runs.
+    for (opts, error) in [
+        (
+            "{:tag (fn [push] 42)}",
+            "the :tag function's result must be a non-empty string, got number",
+        ),
+        (
+            r#"{:tag (fn [push] "")}"#,
+            "the :tag function's result must be a non-empty string, got an empty string",
+        ),
     ] {
         let (ws, remote) = repo_with_remote(&format!(
             "(local ci (require :quire.ci))\n(ci.mirror \"REMOTE\" {opts})\n"

@@ -38,10 +38,15 @@ pub struct Registry {
 /// The id of the job `ci.mirror` registers.
 pub const MIRROR_JOB_ID: &str = "quire/mirror";
 
-/// Makes the run-fn of the mirror job: the stdlib helper, bound to its arguments.
+/// Makes the run-fn of the mirror job: the stdlib helper, bound to its
+/// arguments; or nil and what is wrong with them, found now rather than
+/// when the job runs.
 const MIRROR_JOB: &str = r#"
 return function(url, opts)
-  return function(runtime) return require("quire.stdlib").mirror(runtime, url, opts) end
+  local stdlib = require("quire.stdlib")
+  local problem = stdlib.mirror_problem(url, opts)
+  if problem then return nil, problem end
+  return function(runtime) return stdlib.mirror(runtime, url, opts) end
 end
 "#;
 
@@ -69,21 +74,11 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
         "mirror",
         lua.create_function(move |lua, (url, opts): (Value, Value)| {
             let location = caller_location(lua);
-            let run_fn = match (&url, &opts) {
-                (Value::String(_), Value::Table(_) | Value::Nil) => mirror_job.call::<Value>((url, opts.clone()))?,
-                (Value::String(_), other) => {
-                    let kind = other.type_name();
-                    return Err(mlua::Error::runtime(format!(
-                        "ci.mirror: options must be a table, got {kind}"
-                    )));
-                }
-                (other, _) => {
-                    let kind = other.type_name();
-                    return Err(mlua::Error::runtime(format!(
-                        "ci.mirror: url must be a string, got {kind}"
-                    )));
-                }
-            };
+            let (run_fn, problem) = mirror_job.call::<(Value, Option<String>)>((url, opts.clone()))?;
+            if let Some(problem) = problem {
+                let at = location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+                return Err(mlua::Error::runtime(format!("{at}ci.mirror: {problem}")));
+            }
             // The mirror runs after `:after` (default: on every push).
             let inputs = match &opts {
                 Value::Table(t) => t.get::<Value>("after")?,

@@ -84,42 +84,63 @@ end
 -- the built commit is pushed as it is.
 -- The secret opts.secret, if any, reaches git as http.extraHeader through
 -- GIT_CONFIG_* variables, so it is never in argv, events or logs.
+-- What is wrong with `url` and `opts` as arguments of mirror, or nil.
+-- ci.mirror asks when the pipeline loads, so validate finds it too.
+function M.mirror_problem(url, opts)
+  local function not_a_string(value, what)
+    if type(value) ~= "string" or value == "" then
+      return what .. " must be a non-empty string, got " .. (value == "" and "an empty string" or type(value))
+    end
+  end
+  local problem = not_a_string(url, "url")
+  if problem then
+    return problem
+  elseif url:sub(1, 1) == "-" then
+    return "url '" .. url .. "' starts with '-': git would take it for an option"
+  end
+  if opts == nil then
+    return nil
+  elseif type(opts) ~= "table" then
+    return "the options must be a table, got " .. type(opts)
+  end
+  if opts.secret ~= nil then
+    problem = not_a_string(opts.secret, ":secret")
+    if problem then return problem end
+  end
+  if opts.tag ~= nil and type(opts.tag) ~= "function" then
+    return ":tag must be a function of push returning the tag's name, got " .. type(opts.tag)
+  end
+  if opts.refs ~= nil then
+    if type(opts.refs) ~= "table" then
+      return ":refs must be a sequence of ref names, such as [:refs/heads/main], got " .. type(opts.refs)
+    elseif #opts.refs == 0 then
+      return ":refs must name at least one ref (leave it out to push the pushed ref)"
+    end
+    for _, ref in ipairs(opts.refs) do
+      problem = not_a_string(ref, "each of :refs")
+      if problem then
+        return problem
+      elseif ref:sub(1, 5) ~= "refs/" then
+        return "each of :refs must be a full ref name, such as refs/heads/main, got '" .. ref .. "'"
+      end
+      problem = ref_name_problem(ref)
+      if problem then
+        return ":refs names '" .. ref .. "', which is not a valid ref name: " .. problem
+      end
+    end
+  end
+  return nil
+end
+
 function M.mirror(runtime, url, opts)
   if type(runtime) ~= "table" or type(runtime.jobs) ~= "function" then
     fail("the first argument must be the runtime table, as in (stdlib.mirror runtime url opts), got " .. type(runtime))
   end
-  check_string(url, "url")
-  if url:sub(1, 1) == "-" then
-    fail("url '" .. url .. "' starts with '-': git would take it for an option")
+  local problem = M.mirror_problem(url, opts)
+  if problem then
+    fail(problem)
   end
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    fail("the options must be a table, got " .. type(opts))
-  end
-  if opts.secret ~= nil then
-    check_string(opts.secret, ":secret")
-  end
-  if opts.tag ~= nil and type(opts.tag) ~= "function" then
-    fail(":tag must be a function of push returning the tag's name, got " .. type(opts.tag))
-  end
-  if opts.refs ~= nil then
-    if type(opts.refs) ~= "table" then
-      fail(":refs must be a sequence of ref names, such as [:refs/heads/main], got " .. type(opts.refs))
-    elseif #opts.refs == 0 then
-      fail(":refs must name at least one ref (leave it out to push the pushed ref)")
-    end
-    for _, ref in ipairs(opts.refs) do
-      check_string(ref, "each of :refs")
-      if ref:sub(1, 5) ~= "refs/" then
-        fail("each of :refs must be a full ref name, such as refs/heads/main, got '" .. ref .. "'")
-      end
-      local problem = ref_name_problem(ref)
-      if problem then
-        fail(":refs names '" .. ref .. "', which is not a valid ref name: " .. problem)
-      end
-    end
-  end
+  opts = opts or {}
   local push = runtime.jobs("quire/push")
   local sha = push.sha
   if not sha:find("[^0]") then
