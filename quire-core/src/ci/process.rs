@@ -230,12 +230,10 @@ pub async fn run_with_capture_limit(
         });
     }
 
-    let mut child = match spawn(req) {
-        Ok(child) => child,
+    let (mut child, mut group) = match spawn(req) {
+        Ok(started) => started,
         Err(err) => return cannot_run(req, &err, redactor, &mut log, on_line),
     };
-    // The child leads its own process group: the group id is its pid.
-    let mut group = GroupKill::new(Some(child.pid));
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         // Both were asked for as pipes; tokio always provides them.
         group.signal(libc::SIGKILL);
@@ -398,12 +396,18 @@ fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
-fn spawn(req: &ShRequest) -> io::Result<Child> {
+/// Start the command, its process group listed (see [`list_group_of`]).
+fn spawn(req: &ShRequest) -> io::Result<(Child, GroupKill)> {
     let program = match &req.command {
         CommandLine::Shell(script) => Program::shell(script, &req.env)?,
         CommandLine::Argv(words) => Program::argv(words, &req.env)?,
     };
-    let spawned = spawn::spawn(&program, &req.cwd)?;
+    let spawned = list_group_of(|slot| spawn::spawn(&program, &req.cwd, slot))?;
+    // The child leads its own process group: the group id is its pid. From
+    // here on, dropping `group` kills it and unlists it.
+    let group = GroupKill {
+        pgid: Some(spawned.pid),
+    };
     let mut child = Child {
         pid: spawned.pid,
         stdout: None,
@@ -424,7 +428,7 @@ fn spawn(req: &ShRequest) -> io::Result<Child> {
     }
     child.stdout = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stdout)?);
     child.stderr = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stderr)?);
-    Ok(child)
+    Ok((child, group))
 }
 
 /// A running command: `wait` reaps it; dropped before that, it is SIGKILLed
@@ -527,12 +531,32 @@ fn live_groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
     LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// List a group: here, and in the watchdog's table.
-fn list_group(pgid: libc::pid_t) {
+/// Start a command with `start`, its group listed here and in the
+/// watchdog's table before it can start anything of its own: a slot is
+/// reserved (empty) before the clone, and `start` hands it to the child,
+/// which writes its group there before its exec. Listing it after the clone
+/// left a moment in which a runner killed outright would leave what `sh`
+/// started running. The list is locked throughout, so no other thread's
+/// group moves into the reserved slot meanwhile.
+fn list_group_of(
+    start: impl FnOnce(Option<&'static std::sync::atomic::AtomicI32>) -> io::Result<spawn::Spawned>,
+) -> io::Result<spawn::Spawned> {
     let mut groups = live_groups();
-    groups.push(pgid);
-    watchdog::set_slot(groups.len() - 1, pgid);
+    let index = groups.len();
+    groups.push(0); // not a group: skipped by every kill until it is one
+    watchdog::set_slot(index, 0);
     watchdog::set_count(groups.len());
+    match start(watchdog::slot(index)) {
+        Ok(spawned) => {
+            groups[index] = spawned.pid;
+            watchdog::set_slot(index, spawned.pid);
+            Ok(spawned)
+        }
+        Err(err) => {
+            remove_group_at(&mut groups, index);
+            Err(err)
+        }
+    }
 }
 
 /// Unlist a group. The last one moves into its place: in the watchdog's
@@ -541,12 +565,16 @@ fn list_group(pgid: libc::pid_t) {
 fn unlist_group(pgid: libc::pid_t) {
     let mut groups = live_groups();
     if let Some(index) = groups.iter().position(|&g| g == pgid) {
-        groups.swap_remove(index);
-        if let Some(&moved) = groups.get(index) {
-            watchdog::set_slot(index, moved);
-        }
-        watchdog::set_count(groups.len());
+        remove_group_at(&mut groups, index);
     }
+}
+
+fn remove_group_at(groups: &mut Vec<libc::pid_t>, index: usize) {
+    groups.swap_remove(index);
+    if let Some(&moved) = groups.get(index) {
+        watchdog::set_slot(index, moved);
+    }
+    watchdog::set_count(groups.len());
 }
 
 /// SIGKILL the process group of every command now running.
@@ -556,7 +584,8 @@ fn unlist_group(pgid: libc::pid_t) {
 /// direct child, not what that child started in the background. (A runner
 /// that dies without running any code leaves this to the watchdog.)
 pub fn kill_all_groups() {
-    for &pgid in live_groups().iter() {
+    // Above 1: kill(-1) would mean every process (and 0 is a reserved slot).
+    for &pgid in live_groups().iter().filter(|&&pgid| pgid > 1) {
         // SAFETY: plain syscall; ESRCH (group already gone) is fine.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
@@ -566,19 +595,12 @@ pub fn kill_all_groups() {
 
 /// Signals the command's process group; SIGKILLs it when dropped (an early
 /// return or the caller dropping the future) unless disarmed.
+/// A listed process group (see [`list_group_of`]): dropped, it is killed and unlisted.
 struct GroupKill {
     pgid: Option<libc::pid_t>,
 }
 
 impl GroupKill {
-    fn new(pgid: Option<libc::pid_t>) -> Self {
-        let pgid = pgid.filter(|&p| p > 0);
-        if let Some(p) = pgid {
-            list_group(p);
-        }
-        GroupKill { pgid }
-    }
-
     fn signal(&self, sig: libc::c_int) {
         if let Some(pgid) = self.pgid {
             // SAFETY: plain syscall; ESRCH (group already gone) is fine.

@@ -26,6 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A child that has exec'd (or is about to): reap it with `waitpid(pid)`.
 #[derive(Debug)]
@@ -246,6 +247,10 @@ struct ChildArgs {
     /// session is also a new scheduler autogroup, about 8 µs a command
     /// (docs/performance.md), and without a terminal there is none to touch.
     new_session: bool,
+    /// Where the child writes its process group once it has one (null:
+    /// nowhere): the watchdog's slot, so the group is listed before the
+    /// command can start anything (see `process::list_group_of`).
+    group_slot: *const AtomicI32,
     /// Set by the child when it gives up: the errno of the step that failed.
     error: c_int,
 }
@@ -263,7 +268,7 @@ unsafe extern "C" {
 }
 
 /// Start `program` in `cwd`. See the module docs.
-pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
+pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static AtomicI32>) -> io::Result<Spawned> {
     reap_orphans();
     let cwd = cstring(cwd.as_os_str().as_bytes())?;
     let stdin = dev_null()?;
@@ -295,6 +300,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path) -> io::Result<Spawned> {
         parent: runner_pid(),
         reset_signals: signals_to_reset(),
         new_session: runner_has_a_terminal(),
+        group_slot: group_slot.map_or(ptr::null(), ptr::from_ref),
         error: 0,
     };
 
@@ -398,6 +404,10 @@ unsafe fn child_exec(args: &mut ChildArgs) -> c_int {
         if grouped < 0 {
             return errno();
         }
+        if let Some(slot) = args.group_slot.as_ref() {
+            // Our pid is our group's id. getpid as a system call: no libc cache to trust here.
+            slot.store(libc::syscall(libc::SYS_getpid) as libc::pid_t, Ordering::Relaxed);
+        }
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
             return errno();
         }
@@ -473,6 +483,19 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> io::Result<Option<c_int>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_child_writes_its_group_into_the_slot_before_its_exec() {
+        static SLOT: AtomicI32 = AtomicI32::new(0);
+        let program = Program::shell("exit 0", &[]).unwrap();
+        let spawned = spawn(&program, Path::new("/"), Some(&SLOT)).unwrap();
+        // Written by the child (the parent writes nothing here), and by the
+        // time clone returns: the child has exec'd.
+        assert_eq!(SLOT.load(Ordering::Relaxed), spawned.pid);
+        let mut status = 0;
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(spawned.pid, &mut status, 0) };
+    }
 
     extern "C" fn ignore_it(_: c_int) {}
 

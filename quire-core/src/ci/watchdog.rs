@@ -42,9 +42,10 @@
 //! its slot before it raises the count, and on removal moves the last group
 //! into the freed slot before it lowers the count: whenever the runner dies,
 //! every running group is within the count (one may be listed twice, which is
-//! harmless). A group is listed just after its command starts (a few
-//! microseconds after the `clone`, long before `sh` could start anything)
-//! and unlisted just after the command has been reaped and its group killed.
+//! harmless). A group's slot is reserved before the `clone`, and the child
+//! writes its group there before its exec (`process::list_group_of`), so no
+//! command can start anything unlisted; it is unlisted just after the
+//! command has been reaped and its group killed.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -103,6 +104,12 @@ pub fn start() -> io::Result<libc::pid_t> {
         _alive: alive_write,
     });
     Ok(pid)
+}
+
+/// The watchdog's slot for the `index`th group of the runner's list, for a
+/// child to write its group into before its exec; None without a watchdog.
+pub(crate) fn slot(index: usize) -> Option<&'static AtomicI32> {
+    RUNNER.get().and_then(|runner| runner.table.get(1 + index))
 }
 
 /// Record that the `index`th group of the runner's list is now `pgid`.
