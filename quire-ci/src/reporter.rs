@@ -168,6 +168,14 @@ impl<W: Write> Reporter<W> {
         self.out.flush()
     }
 
+    /// A line of quire-ci's own (a signal heard), shown at once, even with
+    /// -q, on a line of its own rather than after the live status line.
+    pub fn notice(&mut self, text: &str) {
+        self.clear_status();
+        let _ = writeln!(self.pending, "{text}");
+        let _ = self.flush();
+    }
+
     /// Redraw the live status line (durations move on between events).
     pub fn tick(&mut self) {
         let _ = self.flush();
@@ -1093,6 +1101,22 @@ run failed in 0.01s: 1 failed
         let status = text.find("running: a").unwrap();
         let hello = text.find("hello").unwrap();
         assert!(text[status..hello].contains("\r\x1b[2K"), "{text:?}");
+    }
+
+    #[test]
+    fn a_notice_clears_the_live_status_line_first() {
+        let mut reporter = Reporter::new(Vec::new(), Mode::Terminal, false);
+        for event in two_jobs_running() {
+            reporter.observe(&event).unwrap();
+        }
+        reporter.notice("quire-ci: stopping (signal 2); send it again to exit at once");
+        let text = String::from_utf8(reporter.out).unwrap();
+        assert!(text.contains("running: a "), "{text:?}");
+        // Cleared, the notice on a line of its own, then the status drawn again.
+        assert!(
+            text.contains("\r\x1b[2Kquire-ci: stopping (signal 2); send it again to exit at once\n\x1b[2mrunning: a"),
+            "{text:?}"
+        );
     }
 
     fn parts(list: &[&str]) -> Vec<String> {

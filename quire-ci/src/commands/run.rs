@@ -161,7 +161,7 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
         // first command (quire_core::ci::spawn).
         if let Some(signals) = StopSignals::install(&stop) {
             let temporary_out_dir = request.out_dir_is_temporary.then(|| request.out_dir.clone());
-            tokio::task::spawn_local(signals.watch(stop.clone(), temporary_out_dir));
+            tokio::task::spawn_local(signals.watch(stop.clone(), temporary_out_dir, reporter.clone()));
         }
         // Lines of output are written out in batches, once the job yields.
         let flusher = Rc::new(Notify::new());
@@ -217,7 +217,8 @@ impl StopSignals {
 
     /// `temporary_out_dir`: the log directory that is removed at exit, which
     /// the second signal's exit must remove too.
-    async fn watch(self, stop: Stop, temporary_out_dir: Option<PathBuf>) {
+    /// `reporter`: where the notices go, so they clear the live status line.
+    async fn watch(self, stop: Stop, temporary_out_dir: Option<PathBuf>, reporter: Rc<RefCell<Reporter<Stderr>>>) {
         let StopSignals {
             mut interrupt,
             mut terminate,
@@ -237,11 +238,11 @@ impl StopSignals {
                 if let Some(dir) = &temporary_out_dir {
                     let _ = std::fs::remove_dir_all(dir);
                 }
-                crate::say("quire-ci: second signal, exiting now");
+                reporter.borrow_mut().notice("quire-ci: second signal, exiting now");
                 std::process::exit(128 + signal);
             }
             received = true;
-            crate::say(&format!(
+            reporter.borrow_mut().notice(&format!(
                 "quire-ci: stopping (signal {signal}); send it again to exit at once"
             ));
             // The handler has recorded it already; asking again changes
