@@ -234,11 +234,17 @@ fn parse_sha(text: &str) -> Result<String, String> {
 /// (`refs/heads/main`, `refs/tags/v1`) or `HEAD`, as git writes them; the
 /// push's `branch` and `tag` are read from its prefix.
 fn parse_ref(text: &str) -> Result<String, String> {
+    // git check-ref-format's rules for a full name, and no part starting
+    // with '-' (git refuses such branch names, and they read as options).
+    let part_ok = |part: &str| !part.is_empty() && !part.starts_with(['.', '-']) && !part.ends_with(".lock");
     let full = text
         .strip_prefix("refs/")
-        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(str::is_empty));
-    let printable = !text.chars().any(|c| c.is_control() || c == ' ');
-    if (full || text == "HEAD") && printable {
+        .is_some_and(|rest| !rest.is_empty() && rest.split('/').all(part_ok));
+    let allowed = !text.chars().any(|c| c.is_control() || " ~^:?*[\\".contains(c))
+        && !text.contains("..")
+        && !text.contains("@{")
+        && !text.ends_with('.');
+    if (full && allowed) || text == "HEAD" {
         Ok(text.to_string())
     } else {
         Err(format!(
@@ -337,6 +343,15 @@ mod tests {
             "refs/heads/a b",
             "refs/heads/a\nb",
             "head",
+            "refs/heads/a..b",
+            "refs/heads/-x",
+            "refs/x.lock",
+            "refs/heads/x~1",
+            "refs/heads/x:y",
+            "refs/heads/x.",
+            "refs/heads/.x",
+            "refs/heads/x@{1}",
+            "refs/heads/x\\y",
         ] {
             assert_eq!(
                 parse_ref(bad),
