@@ -636,6 +636,7 @@ fn env_names_that_cannot_name_a_variable_fail_the_job_before_the_command() {
 (ci.job :boolean [:quire/push] (fn [runtime] (runtime.sh "true" {:env {true "x"}})))
 (ci.job :nul-name [:quire/push] (fn [runtime] (runtime.sh "true" {:env {"A\0B" "x"}})))
 (ci.job :nul-value [:quire/push] (fn [runtime] (runtime.sh "true" {:env {:A "x\0y"}})))
+(ci.job :not-a-table [:quire/push] (fn [runtime] (runtime.sh "true" {:env "A=x"})))
 (ci.job :fine [:quire/push]
   (fn [runtime]
     (runtime.sh "echo \"$A $B $C $D\"" {:env {:A "x=y" :B 1 :C true :D 1.5}})))
@@ -652,6 +653,7 @@ fn env_names_that_cannot_name_a_variable_fail_the_job_before_the_command() {
         &format!("boolean: .quire/ci.fnl:6: runtime.sh: :env names must be strings, got boolean {strings}"),
         r"nul-name: .quire/ci.fnl:7: runtime.sh: :env name 'A\0B' contains a NUL byte, which cannot be in a variable's name",
         "nul-value: .quire/ci.fnl:8: runtime.sh: :env A contains a NUL byte, which cannot be in a variable's value",
+        r#"not-a-table: .quire/ci.fnl:9: runtime.sh: :env must be a table of variables, as in {:NAME "value"}, got string"#,
     ]);
     // None of them ran a command; the one that is fine did.
     let lines = run.event_lines();

@@ -591,7 +591,12 @@ fn parse_sh_args(ctx: &JobContext, cmd: Value, opts: Value) -> Result<(ShRequest
             }
             ("allow-failure", Value::Boolean(allowed)) => allow_failure = allowed,
             ("env" | "cwd" | "allow-failure", other) => {
-                return Err(format!(":{key} has the wrong type: {}", other.type_name()));
+                let wanted = match key.as_str() {
+                    "env" => r#"a table of variables, as in {:NAME "value"}"#,
+                    "cwd" => "a directory of the workspace, as a string",
+                    _ => "true or false",
+                };
+                return Err(format!(":{key} must be {wanted}, got {}", other.type_name()));
             }
             (other, _) => {
                 return Err(format!(
