@@ -9,11 +9,10 @@ local function fail(message)
   error("mirror: " .. message, 3)
 end
 
--- Like fail, when `value` is not a non-empty string. Called by M.mirror only.
-local function check_string(value, what)
+-- What is wrong with `value` as a non-empty string named `what`, or nil.
+local function not_a_string(value, what)
   if type(value) ~= "string" or value == "" then
-    local got = value == "" and "an empty string" or type(value)
-    error("mirror: " .. what .. " must be a non-empty string, got " .. got, 3)
+    return what .. " must be a non-empty string, got " .. (value == "" and "an empty string" or type(value))
   end
 end
 
@@ -87,11 +86,6 @@ end
 -- What is wrong with `url` and `opts` as arguments of mirror, or nil.
 -- ci.mirror asks when the pipeline loads, so validate finds it too.
 function M.mirror_problem(url, opts)
-  local function not_a_string(value, what)
-    if type(value) ~= "string" or value == "" then
-      return what .. " must be a non-empty string, got " .. (value == "" and "an empty string" or type(value))
-    end
-  end
   local problem = not_a_string(url, "url")
   if problem then
     return problem
@@ -188,8 +182,11 @@ function M.mirror(runtime, url, opts)
   local tag
   if opts.tag ~= nil then
     tag = opts.tag(push)
-    check_string(tag, "the :tag function's result")
-    local problem = ref_name_problem("refs/tags/" .. tag)
+    local problem = not_a_string(tag, "the :tag function's result")
+    if problem then
+      fail(problem)
+    end
+    problem = ref_name_problem("refs/tags/" .. tag)
     if problem then
       fail("the :tag function returned '" .. tag .. "', which is not a valid tag name: " .. problem)
     end
