@@ -168,7 +168,7 @@ impl<W: Write> Reporter<W> {
         self.out.flush()
     }
 
-    /// A line of quire-ci's own (a signal heard), shown at once, even with
+    /// A line of quire-ci's own (a signal heard, a warning), shown at once, even with
     /// -q, on a line of its own rather than after the live status line.
     pub fn notice(&mut self, text: &str) {
         self.clear_status();
@@ -509,8 +509,8 @@ impl<W: Write> Observer for Reporter<W> {
             }
             // Shown even with -q: it explains figures in the run's record.
             RuntimeEvent::Warning(message) => {
-                self.clear_status();
-                writeln!(self.pending, "warning: {message}")
+                self.notice(&format!("warning: {message}"));
+                Ok(())
             }
             // Top-level code's text is the pipeline's own: shown as is, above the status line.
             RuntimeEvent::Print { job_id: None, text } => {
