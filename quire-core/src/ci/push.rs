@@ -37,82 +37,118 @@ pub struct PushInfo {
 /// commit's date and message; then `describe` only when HEAD is detached.
 /// Outside a repository both fail and nothing more is asked.
 pub fn read_push_info(workspace: &Path, sha_override: Option<&str>, ref_override: Option<&str>) -> PushInfo {
-    let git = |args: &[&str]| Git::start(workspace, args);
+    PushQuery::start(workspace, sha_override).finish(ref_override)
+}
 
-    // The log runs beside rev-parse: of the commit an override names, or else
-    // of HEAD's, checked against rev-parse's below.
-    let log = match sha_override {
-        Some(sha) => commit_arg(sha).map(|c| git(&log_args(&c))),
-        None => Some(git(&log_args("HEAD^{commit}"))),
-    };
+/// The questions [`read_push_info`] asks git, asked: started with
+/// [`PushQuery::start`], so that the caller can do other work (load the
+/// pipeline) while git answers, and read with [`PushQuery::finish`].
+pub struct PushQuery {
+    workspace: PathBuf,
+    sha_override: Option<String>,
+    log: Option<Git>,
+    rev_parse: Git,
+}
 
-    // `--absolute-git-dir` first: once rev-parse meets an argument that is not
-    // a revision (HEAD in a repository without commits) it takes the rest as
-    // paths, which `--revs-only` leaves out; the git dir is printed either way.
-    let rev_parse = git(&[
-        "rev-parse",
-        "--absolute-git-dir",
-        "--revs-only",
-        "HEAD",
-        "--symbolic-full-name",
-        "HEAD",
-    ])
-    .result();
-    // Outside a repository git fails too, saying so; only a refusal is news.
-    let refused = match &rev_parse {
-        Err(said) if said.contains("dubious ownership") => Some(said.clone()),
-        _ => None,
-    };
-    let head = rev_parse.ok().map(|out| Head::parse(&out));
-
-    let sha = sha_override
-        .map(str::to_string)
-        .or_else(|| head.as_ref().and_then(|h| h.sha.clone()))
-        .unwrap_or_else(|| NULL_SHA.to_string());
-    let mut log = log.and_then(Git::output).and_then(|out| Commit::parse(&out));
-    if sha_override.is_none() && log.as_ref().map(|c| c.sha.as_str()) != Some(sha.as_str()) {
-        // Not rev-parse's commit (HEAD moved between the two), or none.
-        log = commit_arg(&sha)
-            .and_then(|c| git(&log_args(&c)).output())
-            .and_then(|out| Commit::parse(&out));
-    }
-
-    let r#ref = match (ref_override, &head) {
-        (Some(r), _) => Some(r.to_string()),
-        // Not a repository: nothing more to ask.
-        (None, None) => None,
-        (None, Some(head)) => match head.r#ref.as_deref() {
-            // Detached.
-            Some("HEAD") => None,
-            Some(r) => Some(r.to_string()),
-            // HEAD names a branch without commits, or rev-parse found the
-            // name ambiguous (a tag called HEAD): ask symbolic-ref, as before.
-            None => git(&["symbolic-ref", "-q", "HEAD"]).output(),
+impl PushQuery {
+    /// Start the two `git` processes that most runs need and nothing more.
+    pub fn start(workspace: &Path, sha_override: Option<&str>) -> PushQuery {
+        let git = |args: &[&str]| Git::start(workspace, args);
+        // The log runs beside rev-parse: of the commit an override names, or else
+        // of HEAD's, checked against rev-parse's in `finish`.
+        let log = match sha_override {
+            Some(sha) => commit_arg(sha).map(|c| git(&log_args(&c))),
+            None => Some(git(&log_args("HEAD^{commit}"))),
+        };
+        // `--absolute-git-dir` first: once rev-parse meets an argument that is not
+        // a revision (HEAD in a repository without commits) it takes the rest as
+        // paths, which `--revs-only` leaves out; the git dir is printed either way.
+        let rev_parse = git(&[
+            "rev-parse",
+            "--absolute-git-dir",
+            "--revs-only",
+            "HEAD",
+            "--symbolic-full-name",
+            "HEAD",
+        ]);
+        PushQuery {
+            workspace: workspace.to_path_buf(),
+            sha_override: sha_override.map(str::to_string),
+            log,
+            rev_parse,
         }
-        .or_else(|| {
-            git(&["describe", "--tags", "--exact-match", "HEAD"])
-                .output()
-                .map(|tag| format!("refs/tags/{tag}"))
-        }),
     }
-    .unwrap_or_else(|| "HEAD".to_string());
-    let branch = r#ref.strip_prefix("refs/heads/").map(str::to_string);
-    let tag = r#ref.strip_prefix("refs/tags/").map(str::to_string);
 
-    let (pushed_at, commit_message) = match log {
-        Some(c) => (Some(c.date), Some(c.message)),
-        None => (None, None),
-    };
+    /// Wait for git's answers (asking more where they call for it) and put
+    /// them together with `ref_override`.
+    pub fn finish(self, ref_override: Option<&str>) -> PushInfo {
+        let PushQuery {
+            workspace,
+            sha_override,
+            log,
+            rev_parse,
+        } = self;
+        let workspace = workspace.as_path();
+        let sha_override = sha_override.as_deref();
+        let git = |args: &[&str]| Git::start(workspace, args);
 
-    PushInfo {
-        sha,
-        r#ref,
-        branch,
-        tag,
-        commit_message,
-        pushed_at,
-        git_dir: head.map(|h| h.git_dir),
-        refused,
+        let rev_parse = rev_parse.result();
+        // Outside a repository git fails too, saying so; only a refusal is news.
+        let refused = match &rev_parse {
+            Err(said) if said.contains("dubious ownership") => Some(said.clone()),
+            _ => None,
+        };
+        let head = rev_parse.ok().map(|out| Head::parse(&out));
+
+        let sha = sha_override
+            .map(str::to_string)
+            .or_else(|| head.as_ref().and_then(|h| h.sha.clone()))
+            .unwrap_or_else(|| NULL_SHA.to_string());
+        let mut log = log.and_then(Git::output).and_then(|out| Commit::parse(&out));
+        if sha_override.is_none() && log.as_ref().map(|c| c.sha.as_str()) != Some(sha.as_str()) {
+            // Not rev-parse's commit (HEAD moved between the two), or none.
+            log = commit_arg(&sha)
+                .and_then(|c| git(&log_args(&c)).output())
+                .and_then(|out| Commit::parse(&out));
+        }
+
+        let r#ref = match (ref_override, &head) {
+            (Some(r), _) => Some(r.to_string()),
+            // Not a repository: nothing more to ask.
+            (None, None) => None,
+            (None, Some(head)) => match head.r#ref.as_deref() {
+                // Detached.
+                Some("HEAD") => None,
+                Some(r) => Some(r.to_string()),
+                // HEAD names a branch without commits, or rev-parse found the
+                // name ambiguous (a tag called HEAD): ask symbolic-ref, as before.
+                None => git(&["symbolic-ref", "-q", "HEAD"]).output(),
+            }
+            .or_else(|| {
+                git(&["describe", "--tags", "--exact-match", "HEAD"])
+                    .output()
+                    .map(|tag| format!("refs/tags/{tag}"))
+            }),
+        }
+        .unwrap_or_else(|| "HEAD".to_string());
+        let branch = r#ref.strip_prefix("refs/heads/").map(str::to_string);
+        let tag = r#ref.strip_prefix("refs/tags/").map(str::to_string);
+
+        let (pushed_at, commit_message) = match log {
+            Some(c) => (Some(c.date), Some(c.message)),
+            None => (None, None),
+        };
+
+        PushInfo {
+            sha,
+            r#ref,
+            branch,
+            tag,
+            commit_message,
+            pushed_at,
+            git_dir: head.map(|h| h.git_dir),
+            refused,
+        }
     }
 }
 
@@ -225,8 +261,8 @@ impl Git {
 
     /// Its stdout as [`Git::output`] gives it, or what it said on stderr
     /// when it failed (empty when it could not run at all).
-    fn result(self) -> Result<String, String> {
-        let out = self.0.and_then(|child| child.wait_with_output().ok());
+    fn result(mut self) -> Result<String, String> {
+        let out = self.0.take().and_then(|child| child.wait_with_output().ok());
         let Some(out) = out else {
             return Err(String::new());
         };
@@ -238,6 +274,17 @@ impl Git {
             Ok(trimmed(&out.stdout))
         } else {
             Err(trimmed(&out.stderr))
+        }
+    }
+}
+
+/// A git whose answer is not wanted any more (the pipeline did not load) is
+/// stopped and reaped rather than left a zombie.
+impl Drop for Git {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

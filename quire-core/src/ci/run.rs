@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
 use super::process::LogMade;
-use super::push::{PushInfo, read_push_info};
+use super::push::{PushInfo, PushQuery};
 use super::runtime::{
     Emitter, RecordError, RunContext, RuntimeEvent, output_copier, read_only_view, sh_result_constructor,
 };
@@ -231,6 +231,8 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         redactor: redactor.clone(),
         limits: request.limits,
     };
+    // git answers on the other core while the pipeline loads.
+    let push = PushQuery::start(&request.workspace, request.sha.as_deref());
     let loaded = match load::load(&request.workspace, options) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -250,7 +252,7 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
     let lua = loaded.sandbox.lua();
     let pipeline = &loaded.pipeline;
 
-    let push = read_push_info(&request.workspace, request.sha.as_deref(), request.git_ref.as_deref());
+    let push = push.finish(request.git_ref.as_deref());
     if let Some(said) = &push.refused {
         // git's own words, with its advice, indented under ours.
         let said: Vec<String> = said
