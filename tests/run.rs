@@ -457,6 +457,51 @@ end)
     run.assert_code(0);
 }
 
+/// What a pipeline can see of an sh result besides its fields' values: the
+/// fields `pairs` lists (in no set order: Lua seeds its string hashes), their
+/// types, the metatable (none for a small capture, one with only `__index`
+/// for a large one), and that each result is a fresh table of the job's own.
+#[test]
+fn sh_results_are_fresh_plain_tables() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+local function listed(t)
+  local seen = {}
+  for k, v in pairs(t) do seen[#seen + 1] = k .. "=" .. tostring(v) end
+  table.sort(seen)
+  return table.concat(seen, " ")
+end
+ci.job("shape", {"quire/push"}, function(rt)
+  local r = rt.sh("printf hi; printf oops >&2")
+  assert(listed(r) == "cmd=printf hi; printf oops >&2 exit=0 stderr=oops stdout=hi", listed(r))
+  assert(math.type(r.exit) == "integer" and getmetatable(r) == nil and #r == 0)
+  assert(r["stdout-truncated"] == nil and r["stderr-truncated"] == nil)
+  local argv = rt.sh({"printf", "%s", "a b", "c'd"})
+  assert(argv.cmd == [[printf %s 'a b' 'c'\''d']] and argv.stdout == "a bc'd", argv.cmd)
+  local failed = rt.sh("exit 3", {["allow-failure"] = true})
+  assert(listed(failed) == "cmd=exit 3 exit=3 stderr= stdout=", listed(failed))
+  local again = rt.sh("printf hi; printf oops >&2")
+  assert(again ~= r and listed(again) == listed(r))
+  r.exit, r.mine = 7, true
+  assert(r.exit == 7 and r.mine and again.exit == 0 and again.mine == nil)
+
+  local big = rt.sh("head -c 70000 /dev/zero | tr '\\0' x; printf err >&2")
+  assert(listed(big) == "cmd=head -c 70000 /dev/zero | tr '\\0' x; printf err >&2 exit=0", listed(big))
+  local meta = getmetatable(big)
+  assert(type(meta) == "table" and type(meta.__index) == "function")
+  assert(next(meta) == "__index" and next(meta, "__index") == nil)
+  assert(rawget(big, "stdout") == nil and big.other == nil and rawget(big, "other") == nil)
+  big.stderr = "mine"
+  assert(big.stderr == "mine" and #big.stdout == 70000 and rawget(big, "stdout") == big.stdout)
+  return {}
+end)
+"#,
+    );
+    let run = ws.run(&["run", "-q"]);
+    run.assert_code(0);
+}
+
 #[test]
 fn without_out_dir_logs_go_to_a_temporary_directory_only_for_commands_that_print() {
     let ws = Workspace::lua(
