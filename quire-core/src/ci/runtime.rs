@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value, ffi};
 use tokio::sync::watch;
 
 use super::event::{Event, EventKind, RunOutcome, now_ms};
@@ -205,8 +205,6 @@ pub struct RunContext {
     pub kill_grace: Duration,
     /// Outputs of sources and finished jobs, by id (a skipped job has none).
     pub outputs: RefCell<HashMap<String, Value>>,
-    /// Makes the table `runtime.sh` returns (see [`sh_result_constructor`]).
-    pub sh_result: Function,
     /// Makes a job's runtime table into a read-only view of it (see [`read_only_view`]).
     pub read_only_view: Function,
     /// Copies an output for the job reading it (see [`output_copier`]).
@@ -379,12 +377,32 @@ return function(value) return copy(value, {}) end"#,
     ))
 }
 
-/// A Lua function making `runtime.sh`'s result table in one call: from
-/// Rust, each field set is a protected call of its own.
-pub fn sh_result_constructor(lua: &Lua) -> mlua::Result<Function> {
-    lua.load("return function(exit, cmd, stdout, stderr) return {exit = exit, cmd = cmd, stdout = stdout, stderr = stderr} end")
-        .set_name("=runtime.sh")
-        .eval()
+/// `runtime.sh`'s result, `{exit, cmd, stdout, stderr}` (without the two
+/// streams when `streams` is `None`), made in one protected call: through
+/// mlua, making each string and setting each field is a protected call of
+/// its own.
+fn sh_result(lua: &Lua, exit: i32, cmd: &str, streams: Option<(&[u8], &[u8])>) -> mlua::Result<Table> {
+    // SAFETY: the closure runs in a protected call with a stack of its own
+    // (no arguments) and room for the 2 values it pushes at most. Every call
+    // below may only fail to allocate, which raises a Lua error that the
+    // protected call turns into an Err; the closure holds nothing to drop.
+    // The fields are set on a new table without a metatable, so no
+    // metamethod runs. The table is left on top, the one result.
+    unsafe {
+        lua.exec_raw::<Table>((), |state| {
+            ffi::lua_createtable(state, 0, 4);
+            ffi::lua_pushinteger(state, exit.into());
+            ffi::lua_setfield(state, -2, c"exit".as_ptr());
+            ffi::lua_pushlstring(state, cmd.as_ptr().cast(), cmd.len());
+            ffi::lua_setfield(state, -2, c"cmd".as_ptr());
+            if let Some((stdout, stderr)) = streams {
+                ffi::lua_pushlstring(state, stdout.as_ptr().cast(), stdout.len());
+                ffi::lua_setfield(state, -2, c"stdout".as_ptr());
+                ffi::lua_pushlstring(state, stderr.as_ptr().cast(), stderr.len());
+                ffi::lua_setfield(state, -2, c"stderr".as_ptr());
+            }
+        })
+    }
 }
 
 /// Captured output past this size (both streams) becomes Lua strings only
@@ -754,12 +772,10 @@ async fn sh(
         };
         return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
     }
-    let result: Table = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
-        let (stdout, stderr) = (lua.create_string(&output.stdout)?, lua.create_string(&output.stderr)?);
-        run.sh_result
-            .call((output.exit_code, display.as_str(), stdout, stderr))?
+    let result = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
+        sh_result(lua, output.exit_code, &display, Some((&output.stdout, &output.stderr)))?
     } else {
-        let result: Table = run.sh_result.call((output.exit_code, display.as_str()))?;
+        let result = sh_result(lua, output.exit_code, &display, None)?;
         result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
         result
     };
