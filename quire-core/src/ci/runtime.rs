@@ -3,6 +3,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -228,12 +231,36 @@ pub struct JobContext {
     pub index: usize,
     /// How many `sh` calls the job has made.
     pub sh_count: Cell<u32>,
+    /// `<out_dir>/jobs/<job_id>/sh-`, the start of each command's log path.
+    pub log_prefix: OsString,
     /// The coroutine the run-fn runs in, the only one that may run commands
     /// (by address: a strong reference here would keep the coroutine, and
     /// all it holds, alive through the runtime table's closures for ever).
     pub thread: *const std::ffi::c_void,
     /// Set when the job has ended: its runtime refuses to run commands.
     pub finished: Cell<bool>,
+}
+
+impl JobContext {
+    /// What [`JobContext::log_prefix`] holds: `<out_dir>/jobs/<job_id>/sh-`.
+    pub fn log_prefix(out_dir: &Path, job_id: &str) -> OsString {
+        out_dir.join("jobs").join(job_id).join("sh-").into_os_string()
+    }
+
+    /// The log of the job's `n`-th command, `<out_dir>/jobs/<job_id>/sh-<n>.log`.
+    fn log_path(&self, n: u32) -> PathBuf {
+        log_path(&self.log_prefix, n)
+    }
+}
+
+/// `<prefix><n>.log`, the same path as joining `sh-<n>.log` to the directory
+/// the prefix was made from, in one allocation.
+fn log_path(prefix: &OsString, n: u32) -> PathBuf {
+    let mut path = Vec::with_capacity(prefix.len() + 16);
+    path.extend_from_slice(prefix.as_bytes());
+    // Cannot fail: it writes to a Vec.
+    let _ = write!(path, "{n}.log");
+    PathBuf::from(OsString::from_vec(path))
 }
 
 /// The runtime table for one job.
@@ -243,14 +270,12 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
     let ctx = job.clone();
     let sh = lua.create_async_function(move |lua, (cmd, opts): (Value, Value)| {
         let ctx = ctx.clone();
-        // The caller's line must be read now, while its frame is on the stack.
-        let location = caller_prefix(&lua);
         let parsed = check_caller(&lua, &ctx)
             .and_then(|()| parse_sh_args(&ctx, cmd, opts))
-            .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
+            .map_err(|e| mlua::Error::runtime(format!("{}runtime.sh: {e}", caller_prefix(&lua))));
         async move {
             let (request, allow_failure) = parsed?;
-            sh(&lua, &ctx, request, allow_failure, &location).await
+            sh(&lua, &ctx, request, allow_failure).await
         }
     })?;
     table.set("sh", sh)?;
@@ -310,12 +335,14 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
 
 /// `file:line: ` of the pipeline code calling the running runtime function,
 /// to start its error messages with; empty when a tail call left no frame of
-/// pipeline code on the stack.
+/// pipeline code on the stack. Read only for an error: `runtime.sh` reads it
+/// after its command, when the coroutine, suspended in the call, has been
+/// resumed with the caller's frame where it was (only mlua's wrapper, the
+/// frame above, is between them, as at the call).
 fn caller_prefix(lua: &Lua) -> CallerPrefix {
     CallerPrefix(caller_location(lua))
 }
 
-/// Read on every call, written out only into an error.
 struct CallerPrefix(Option<Location>);
 
 impl std::fmt::Display for CallerPrefix {
@@ -707,13 +734,7 @@ fn confine(workspace: &Path, dir: &str) -> Result<PathBuf, String> {
     Ok(joined)
 }
 
-async fn sh(
-    lua: &Lua,
-    ctx: &Rc<JobContext>,
-    mut request: ShRequest,
-    allow_failure: bool,
-    location: &CallerPrefix,
-) -> mlua::Result<Table> {
+async fn sh(lua: &Lua, ctx: &Rc<JobContext>, mut request: ShRequest, allow_failure: bool) -> mlua::Result<Table> {
     let run = &ctx.run;
     if run.cancelled() {
         return Err(mlua::Error::runtime(
@@ -722,7 +743,7 @@ async fn sh(
     }
     let n = ctx.sh_count.get() + 1;
     ctx.sh_count.set(n);
-    request.log_path = run.out_dir.join("jobs").join(&ctx.job_id).join(format!("sh-{n}.log"));
+    request.log_path = ctx.log_path(n);
     let display = request.command.display_redacted(&run.redactor);
     run.emitter.borrow_mut().wire(EventKind::ShStarted {
         job_id: ctx.job_id.clone(),
@@ -741,7 +762,7 @@ async fn sh(
             source,
             exit_code,
         }) => {
-            let message = format!("{location}cannot write log {}: {source}", path.display());
+            let message = format!("{}cannot write log {}: {source}", caller_prefix(lua), path.display());
             run.emitter.borrow_mut().fail(RecordError::Log { path, cause: source });
             // A command whose log could not be made was not started.
             run.emitter.borrow_mut().wire(EventKind::ShFinished {
@@ -770,7 +791,10 @@ async fn sh(
         } else {
             format!("exited with code {}", output.exit_code)
         };
-        return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
+        return Err(mlua::Error::runtime(format!(
+            "{}command `{display}` {why}",
+            caller_prefix(lua)
+        )));
     }
     let result = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
         sh_result(lua, output.exit_code, &display, Some((&output.stdout, &output.stderr)))?
@@ -825,6 +849,20 @@ mod tests {
             env_name(&Value::String(lua.create_string(b"\xff").unwrap())),
             Err(":env has a name that is not valid UTF-8".into())
         );
+    }
+
+    #[test]
+    fn log_paths_are_the_joined_paths() {
+        for out_dir in ["out", "out/", "/tmp/x/out", "./out//", ""] {
+            for job in ["build", "a.b-c_d", "é"] {
+                let prefix = JobContext::log_prefix(Path::new(out_dir), job);
+                for n in [1, 9, 10, 4_000_000_000] {
+                    let joined = Path::new(out_dir).join("jobs").join(job).join(format!("sh-{n}.log"));
+                    assert_eq!(log_path(&prefix, n), joined);
+                    assert_eq!(log_path(&prefix, n).as_os_str(), joined.as_os_str());
+                }
+            }
+        }
     }
 
     #[test]

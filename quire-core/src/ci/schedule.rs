@@ -295,6 +295,7 @@ fn start_job(
         pipeline: pipeline.clone(),
         index,
         sh_count: Cell::new(0),
+        log_prefix: JobContext::log_prefix(&run.out_dir, &job.id),
         thread: thread.to_pointer(),
         finished: Cell::new(false),
     });
