@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -261,10 +260,22 @@ impl JobContext {
 /// `<prefix><n>.log`, the same path as joining `sh-<n>.log` to the directory
 /// the prefix was made from, in one allocation.
 fn log_path(prefix: &OsString, n: u32) -> PathBuf {
-    let mut path = Vec::with_capacity(prefix.len() + 16);
+    // The digits of `n`, from the last one.
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut path = Vec::with_capacity(prefix.len() + digits.len() - start + 4);
     path.extend_from_slice(prefix.as_bytes());
-    // Cannot fail: it writes to a Vec.
-    let _ = write!(path, "{n}.log");
+    path.extend_from_slice(&digits[start..]);
+    path.extend_from_slice(b".log");
     PathBuf::from(OsString::from_vec(path))
 }
 
@@ -809,9 +820,7 @@ async fn sh(lua: &Lua, ctx: &Rc<JobContext>, mut request: ShRequest, allow_failu
         cmd: display.clone(),
     });
 
-    let emitter = run.emitter.clone();
-    let job_id = ctx.job_id.clone();
-    let mut on_line = |stream: OutputStream, line: &[u8]| emitter.borrow_mut().output(&job_id, stream, line);
+    let mut on_line = |stream: OutputStream, line: &[u8]| run.emitter.borrow_mut().output(&ctx.job_id, stream, line);
     let mut cancel = run.cancel.clone();
     let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
     let output = match result {
@@ -915,7 +924,7 @@ mod tests {
         for out_dir in ["out", "out/", "/tmp/x/out", "./out//", ""] {
             for job in ["build", "a.b-c_d", "é"] {
                 let prefix = JobContext::log_prefix(Path::new(out_dir), job);
-                for n in [1, 9, 10, 4_000_000_000] {
+                for n in [1, 9, 10, 99, 100, 4_000_000_000, u32::MAX] {
                     let joined = Path::new(out_dir).join("jobs").join(job).join(format!("sh-{n}.log"));
                     assert_eq!(log_path(&prefix, n), joined);
                     assert_eq!(log_path(&prefix, n).as_os_str(), joined.as_os_str());
