@@ -457,6 +457,107 @@ end)
     run.assert_code(0);
 }
 
+/// What a pipeline can see of an sh result besides its fields' values: the
+/// fields `pairs` lists (in no set order: Lua seeds its string hashes), their
+/// types, the metatable (none for a small capture, one with only `__index`
+/// for a large one), and that each result is a fresh table of the job's own.
+#[test]
+fn sh_results_are_fresh_plain_tables() {
+    let ws = Workspace::lua(
+        r#"
+local ci = require("quire.ci")
+local function listed(t)
+  local seen = {}
+  for k, v in pairs(t) do seen[#seen + 1] = k .. "=" .. tostring(v) end
+  table.sort(seen)
+  return table.concat(seen, " ")
+end
+ci.job("shape", {"quire/push"}, function(rt)
+  local r = rt.sh("printf hi; printf oops >&2")
+  assert(listed(r) == "cmd=printf hi; printf oops >&2 exit=0 stderr=oops stdout=hi", listed(r))
+  assert(math.type(r.exit) == "integer" and getmetatable(r) == nil and #r == 0)
+  assert(r["stdout-truncated"] == nil and r["stderr-truncated"] == nil)
+  local argv = rt.sh({"printf", "%s", "a b", "c'd"})
+  assert(argv.cmd == [[printf %s 'a b' 'c'\''d']] and argv.stdout == "a bc'd", argv.cmd)
+  local failed = rt.sh("exit 3", {["allow-failure"] = true})
+  assert(listed(failed) == "cmd=exit 3 exit=3 stderr= stdout=", listed(failed))
+  local again = rt.sh("printf hi; printf oops >&2")
+  assert(again ~= r and listed(again) == listed(r))
+  r.exit, r.mine = 7, true
+  assert(r.exit == 7 and r.mine and again.exit == 0 and again.mine == nil)
+
+  local big = rt.sh("head -c 70000 /dev/zero | tr '\\0' x; printf err >&2")
+  assert(listed(big) == "cmd=head -c 70000 /dev/zero | tr '\\0' x; printf err >&2 exit=0", listed(big))
+  local meta = getmetatable(big)
+  assert(type(meta) == "table" and type(meta.__index) == "function")
+  assert(next(meta) == "__index" and next(meta, "__index") == nil)
+  assert(rawget(big, "stdout") == nil and big.other == nil and rawget(big, "other") == nil)
+  big.stderr = "mine"
+  assert(big.stderr == "mine" and #big.stdout == 70000 and rawget(big, "stdout") == big.stdout)
+  return {}
+end)
+"#,
+    );
+    let run = ws.run(&["run", "-q"]);
+    run.assert_code(0);
+}
+
+/// `runtime.sh`'s errors, caught: a string naming the line that called it,
+/// whether the error comes before the command (its arguments) or after it
+/// (its exit, its timeout), from the run-fn or from a function it called.
+#[test]
+fn runtime_sh_errors_caught_with_pcall_name_the_calling_line() {
+    let ws = Workspace::lua(
+        r#"local ci = require("quire.ci")
+ci.job("caught", {"quire/push"}, function(rt)
+  local function show(ok, err)
+    assert(not ok and type(err) == "string", tostring(err))
+    print("caught: " .. err)
+  end
+  show(pcall(rt.sh, "exit 3"))
+  show(pcall(function()
+    rt.sh("exit 4")
+  end))
+  show(pcall(rt.sh, "sleep 5", {timeout = 0.1}))
+  show(pcall(rt.sh, 42))
+  local function helper() return rt.sh("exit 5") end
+  show(pcall(helper))
+  show(pcall(coroutine.wrap(rt.sh), "true"))
+  show(pcall(coroutine.wrap(function()
+    local ok, err = pcall(rt.sh, "true")
+    error(err, 0)
+  end)))
+end)
+"#,
+    );
+    let run = ws.run(&["run"]);
+    run.assert_code(0);
+    let refused = "runtime.sh: job 'caught' runs commands from its run-fn only, not from a coroutine it created, \
+                   nor from another job or after it has finished";
+    let printed: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("| caught: "))
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            ".quire/ci.lua:7: command `exit 3` exited with code 3",
+            ".quire/ci.lua:9: command `exit 4` exited with code 4",
+            ".quire/ci.lua:11: command `sleep 5` timed out after 0.1s (exit code 124)",
+            ".quire/ci.lua:12: runtime.sh: expected a command string or an argv sequence, got integer",
+            // The helper's frame is gone (a tail call): the line that called it.
+            ".quire/ci.lua:14: command `exit 5` exited with code 5",
+            // Called by no function of the pipeline: no line.
+            refused,
+            &format!(".quire/ci.lua:17: {refused}"),
+        ],
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn without_out_dir_logs_go_to_a_temporary_directory_only_for_commands_that_print() {
     let ws = Workspace::lua(

@@ -342,6 +342,53 @@ fn lua_pipelines_cannot_reach_the_host_but_through_runtime_sh() {
     assert_eq!(commands, [r#"{"type":"sh_started","job_id":"probe","cmd":"true"}"#]);
 }
 
+/// `runtime.sh` waits for its command by suspending the job's coroutine.
+/// Other code resuming that coroutine meanwhile (it can hold it, from
+/// `coroutine.running()`) gets nothing and changes nothing: the command's
+/// own result comes back, once. Where the job cannot be suspended (a sort's
+/// comparator, called from C), no command starts. And the run-fn's own
+/// `coroutine.yield` comes back with nothing.
+#[test]
+fn only_the_job_resumes_a_command_s_wait_and_only_where_it_can_wait() {
+    let ws = Workspace::lua(
+        r##"local ci = require("quire.ci")
+local shared = {}
+ci.job("waits", {"quire/push"}, function(rt)
+  shared.waiting = coroutine.running()
+  local r = rt.sh("sleep 1; echo real")
+  assert(r.stdout == "real\n" and r.exit == 0, r.stdout)
+  assert(select("#", coroutine.yield("x", 1)) == 0)
+  return {}
+end)
+ci.job("meddles", {"quire/push"}, function(rt)
+  rt.sh("sleep 0.2")
+  local answers = table.pack(coroutine.resume(shared.waiting, {stdout = "forged"}))
+  assert(answers.n == 1 and answers[1] == true, tostring(answers[2]))
+  answers = table.pack(coroutine.resume(shared.waiting))
+  assert(answers.n == 1 and answers[1] == true, tostring(answers[2]))
+  return {}
+end)
+ci.job("sorts", {"quire/push"}, function(rt)
+  table.sort({3, 1, 2}, function(a, b) rt.sh("touch sorted") return a < b end)
+end)
+"##,
+    );
+    let run = ws.run_events_within(HANG, &["-j", "3"]);
+    run.assert_code(1);
+    let lines = run.event_lines();
+    assert!(lines.contains(&job_finished("waits", "complete")), "{}", run.stderr);
+    assert!(lines.contains(&job_finished("meddles", "complete")), "{}", run.stderr);
+    assert!(lines.contains(&job_finished("sorts", "failed")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("sorts: .quire/ci.lua:19: attempt to yield across a C-call boundary"),
+        "{}",
+        run.stderr
+    );
+    assert!(!lines.iter().any(|l| l.contains("sh_started") && l.contains("sorts")));
+    assert!(!ws.path().join("sorted").exists());
+}
+
 #[test]
 fn fennel_pipelines_naming_a_host_library_do_not_compile() {
     for (form, name) in [

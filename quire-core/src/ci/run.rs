@@ -16,9 +16,7 @@ use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
 use super::process::LogMade;
 use super::push::{PushInfo, PushQuery};
-use super::runtime::{
-    Emitter, RecordError, RunContext, RuntimeEvent, output_copier, read_only_view, sh_result_constructor,
-};
+use super::runtime::{Emitter, RecordError, RunContext, RuntimeEvent, output_copier, read_only_view};
 use super::schedule::{self, JobState, ScheduleOptions, Stop, StopReason};
 use crate::lua::{Limits, PrintTarget};
 use crate::secret::Redactor;
@@ -286,8 +284,8 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
             return finish(&emitter, &redactor, RunOutcome::Failed, Some(text), RunEnd::Failed);
         }
     }
-    let helpers = sh_result_constructor(lua).and_then(|s| Ok((s, read_only_view(lua)?, output_copier(lua)?)));
-    let (sh_result, read_only_view, copy_output) = match helpers {
+    let helpers = read_only_view(lua).and_then(|view| Ok((view, output_copier(lua)?)));
+    let (read_only_view, copy_output) = match helpers {
         Ok(functions) => functions,
         Err(err) => {
             return finish(
@@ -316,7 +314,6 @@ pub async fn run(request: RunRequest, emitter: Rc<RefCell<Emitter>>, stop: Stop)
         default_timeout: request.default_timeout,
         kill_grace: request.kill_grace,
         outputs: RefCell::new(outputs),
-        sh_result,
         read_only_view,
         copy_output,
     });

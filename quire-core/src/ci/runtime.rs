@@ -3,11 +3,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, LightUserData, Lua, Table, Thread, Value, ffi};
 use tokio::sync::watch;
 
 use super::event::{Event, EventKind, RunOutcome, now_ms};
@@ -205,8 +207,6 @@ pub struct RunContext {
     pub kill_grace: Duration,
     /// Outputs of sources and finished jobs, by id (a skipped job has none).
     pub outputs: RefCell<HashMap<String, Value>>,
-    /// Makes the table `runtime.sh` returns (see [`sh_result_constructor`]).
-    pub sh_result: Function,
     /// Makes a job's runtime table into a read-only view of it (see [`read_only_view`]).
     pub read_only_view: Function,
     /// Copies an output for the job reading it (see [`output_copier`]).
@@ -230,31 +230,93 @@ pub struct JobContext {
     pub index: usize,
     /// How many `sh` calls the job has made.
     pub sh_count: Cell<u32>,
-    /// The coroutine the run-fn runs in, the only one that may run commands
-    /// (by address: a strong reference here would keep the coroutine, and
-    /// all it holds, alive through the runtime table's closures for ever).
-    pub thread: *const std::ffi::c_void,
-    /// Set when the job has ended: its runtime refuses to run commands.
-    pub finished: Cell<bool>,
+    /// `<out_dir>/jobs/<job_id>/sh-`, the start of each command's log path.
+    pub log_prefix: OsString,
+    /// Why the command `runtime.sh` asked for failed, for it to raise.
+    pub sh_failure: RefCell<Option<ShFailure>>,
 }
 
-/// The runtime table for one job.
-pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
+/// Why a command asked for by `runtime.sh` failed (or never started).
+pub enum ShFailure {
+    /// A message to start with the caller's line, which only the coroutine's
+    /// stack can tell.
+    Located(String),
+    /// An error to raise as it is.
+    Error(mlua::Error),
+}
+
+impl JobContext {
+    /// What [`JobContext::log_prefix`] holds: `<out_dir>/jobs/<job_id>/sh-`.
+    pub fn log_prefix(out_dir: &Path, job_id: &str) -> OsString {
+        out_dir.join("jobs").join(job_id).join("sh-").into_os_string()
+    }
+
+    /// The log of the job's `n`-th command, `<out_dir>/jobs/<job_id>/sh-<n>.log`.
+    fn log_path(&self, n: u32) -> PathBuf {
+        log_path(&self.log_prefix, n)
+    }
+}
+
+/// `<prefix><n>.log`, the same path as joining `sh-<n>.log` to the directory
+/// the prefix was made from, in one allocation.
+fn log_path(prefix: &OsString, n: u32) -> PathBuf {
+    // The digits of `n`, from the last one.
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut path = Vec::with_capacity(prefix.len() + digits.len() - start + 4);
+    path.extend_from_slice(prefix.as_bytes());
+    path.extend_from_slice(&digits[start..]);
+    path.extend_from_slice(b".log");
+    PathBuf::from(OsString::from_vec(path))
+}
+
+/// What the job's `runtime.sh` yields first, to ask the job's driver for a
+/// command; the driver resumes it with the same value first. Pipeline code
+/// cannot make a light userdata, so it can neither fake a request nor an
+/// answer.
+pub fn sh_token(job: &Rc<JobContext>) -> LightUserData {
+    LightUserData(Rc::as_ptr(job) as *mut std::ffi::c_void)
+}
+
+/// The runtime table for one job, whose run-fn runs in `thread`.
+/// `sh_wrapper` is [`RuntimeGlobal::sh_wrapper`].
+pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>, thread: &Thread, sh_wrapper: &Function) -> mlua::Result<Table> {
     let table = lua.create_table()?;
 
+    // Commands run from the job's own coroutine, checked in Lua (the
+    // wrapper compares the running coroutine with `thread`). From a coroutine
+    // it created, the command's wait would suspend only that coroutine and
+    // the job would go on, running commands side by side (and could finish
+    // with one still running), which breaks the pairing of its events; a
+    // runtime table smuggled to another job (or kept past its job's end)
+    // would record commands under the wrong job.
     let ctx = job.clone();
-    let sh = lua.create_async_function(move |lua, (cmd, opts): (Value, Value)| {
-        let ctx = ctx.clone();
-        // The caller's line must be read now, while its frame is on the stack.
-        let location = caller_prefix(&lua);
-        let parsed = check_caller(&lua, &ctx)
-            .and_then(|()| parse_sh_args(&ctx, cmd, opts))
-            .map_err(|e| mlua::Error::runtime(format!("{location}runtime.sh: {e}")));
-        async move {
-            let (request, allow_failure) = parsed?;
-            sh(&lua, &ctx, request, allow_failure, &location).await
-        }
+    let refuse = lua.create_function(move |lua, ()| -> mlua::Result<()> {
+        Err(mlua::Error::runtime(format!(
+            "{}runtime.sh: job '{}' runs commands from its run-fn only, not from a coroutine it created, \
+             nor from another job or after it has finished",
+            caller_prefix(lua),
+            ctx.job_id
+        )))
     })?;
+    let ctx = job.clone();
+    let raise = lua.create_function(move |lua, ()| -> mlua::Result<()> {
+        Err(match ctx.sh_failure.take() {
+            Some(ShFailure::Located(message)) => mlua::Error::runtime(format!("{}{message}", caller_prefix(lua))),
+            Some(ShFailure::Error(error)) => error,
+            None => mlua::Error::runtime("runtime.sh: no command failed"),
+        })
+    })?;
+    let sh: Function = sh_wrapper.call((thread, sh_token(job), refuse, raise))?;
     table.set("sh", sh)?;
 
     let ctx = job.clone();
@@ -312,12 +374,13 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>) -> mlua::Result<Table> {
 
 /// `file:line: ` of the pipeline code calling the running runtime function,
 /// to start its error messages with; empty when a tail call left no frame of
-/// pipeline code on the stack.
+/// pipeline code on the stack. Read only for an error: `runtime.sh` reads it
+/// when it raises one (from `refuse` or `raise`, called by its Lua wrapper,
+/// the frame between them and the caller).
 fn caller_prefix(lua: &Lua) -> CallerPrefix {
     CallerPrefix(caller_location(lua))
 }
 
-/// Read on every call, written out only into an error.
 struct CallerPrefix(Option<Location>);
 
 impl std::fmt::Display for CallerPrefix {
@@ -379,12 +442,32 @@ return function(value) return copy(value, {}) end"#,
     ))
 }
 
-/// A Lua function making `runtime.sh`'s result table in one call: from
-/// Rust, each field set is a protected call of its own.
-pub fn sh_result_constructor(lua: &Lua) -> mlua::Result<Function> {
-    lua.load("return function(exit, cmd, stdout, stderr) return {exit = exit, cmd = cmd, stdout = stdout, stderr = stderr} end")
-        .set_name("=runtime.sh")
-        .eval()
+/// `runtime.sh`'s result, `{exit, cmd, stdout, stderr}` (without the two
+/// streams when `streams` is `None`), made in one protected call: through
+/// mlua, making each string and setting each field is a protected call of
+/// its own.
+fn sh_result(lua: &Lua, exit: i32, cmd: &str, streams: Option<(&[u8], &[u8])>) -> mlua::Result<Table> {
+    // SAFETY: the closure runs in a protected call with a stack of its own
+    // (no arguments) and room for the 2 values it pushes at most. Every call
+    // below may only fail to allocate, which raises a Lua error that the
+    // protected call turns into an Err; the closure holds nothing to drop.
+    // The fields are set on a new table without a metatable, so no
+    // metamethod runs. The table is left on top, the one result.
+    unsafe {
+        lua.exec_raw::<Table>((), |state| {
+            ffi::lua_createtable(state, 0, 4);
+            ffi::lua_pushinteger(state, exit.into());
+            ffi::lua_setfield(state, -2, c"exit".as_ptr());
+            ffi::lua_pushlstring(state, cmd.as_ptr().cast(), cmd.len());
+            ffi::lua_setfield(state, -2, c"cmd".as_ptr());
+            if let Some((stdout, stderr)) = streams {
+                ffi::lua_pushlstring(state, stdout.as_ptr().cast(), stdout.len());
+                ffi::lua_setfield(state, -2, c"stdout".as_ptr());
+                ffi::lua_pushlstring(state, stderr.as_ptr().cast(), stderr.len());
+                ffi::lua_setfield(state, -2, c"stderr".as_ptr());
+            }
+        })
+    }
 }
 
 /// Captured output past this size (both streams) becomes Lua strings only
@@ -420,10 +503,43 @@ fn captured_output(lua: &Lua, stdout: Vec<u8>, stderr: Vec<u8>) -> mlua::Result<
 /// running. Jobs are coroutines of one VM, run (polled) one at a time, so
 /// the running job is the one being polled, whatever coroutine of its own
 /// (`coroutine.create`, `coroutine.wrap`) it is in.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RuntimeGlobal {
     current: Rc<RefCell<Option<Table>>>,
+    /// Makes a job's `runtime.sh` (see [`SH_WRAPPER`]).
+    pub sh_wrapper: Function,
 }
+
+/// `runtime.sh` is a Lua function that yields the job's coroutine with a
+/// request: the job's driver (`schedule::drive`) runs the command and
+/// resumes the coroutine with the result table, or with `false`, and then
+/// the wrapper raises the failure the driver left with `raise`. A call in
+/// tail position replaces the caller's frame, as with any Lua function. The
+/// caller's line is read (for an error) in `refuse` and `raise`, which the
+/// wrapper calls: the caller is the frame below the wrapper's. Made before
+/// any pipeline code runs, with the coroutine functions as they are then.
+///
+/// Only the job's coroutine may ask: the wrapper compares it with the
+/// running one. A coroutine is never handed to another job's run-fn while
+/// its object lives: mlua reuses only the threads of its async calls
+/// (`Function::call_async`), which nothing here makes.
+const SH_WRAPPER: &str = r#"
+local running, yield, setmetatable = ...
+return function(thread, token, refuse, raise)
+  -- Weak: a runtime kept past its job (in a global) keeps no coroutine, and
+  -- so no stack of a failed job, alive.
+  local job = setmetatable({thread}, {__mode = "v"})
+  return function(cmd, opts)
+    if running() ~= job[1] then refuse() end
+    local from, result = yield(token, cmd, opts)
+    -- Resumed by other code (coroutine.resume of the job's coroutine) while
+    -- the command runs: wait on, giving it nothing.
+    while from ~= token do from, result = yield() end
+    if result then return result end
+    raise()
+  end
+end
+"#;
 
 const RUNTIME_GLOBAL: &str = r#"
 local current, error = ...
@@ -442,7 +558,16 @@ runtime = setmetatable({}, {
 
 impl RuntimeGlobal {
     pub fn install(lua: &Lua) -> mlua::Result<RuntimeGlobal> {
-        let global = RuntimeGlobal::default();
+        let coroutine: Table = lua.globals().get("coroutine")?;
+        let sh_wrapper = lua.load(SH_WRAPPER).set_name("=runtime.sh").call((
+            coroutine.get::<Function>("running")?,
+            coroutine.get::<Function>("yield")?,
+            lua.globals().get::<Function>("setmetatable")?,
+        ))?;
+        let global = RuntimeGlobal {
+            current: Rc::default(),
+            sh_wrapper,
+        };
         let current = global.current.clone();
         let lookup = lua.create_function(move |_, ()| Ok(current.borrow().clone()))?;
         let error: mlua::Function = lua.globals().get("error")?;
@@ -465,24 +590,6 @@ impl RuntimeGlobal {
         let _restore = Restore(&self.current, previous);
         f()
     }
-}
-
-/// Commands run from the job's own coroutine. From a coroutine it created,
-/// the command's wait would suspend only that coroutine and the job would go
-/// on, running commands side by side (and could finish with one still
-/// running), which breaks the pairing of its events; a runtime table smuggled
-/// to another job (or kept past its job's end) would record commands under
-/// the wrong job.
-fn check_caller(lua: &Lua, ctx: &JobContext) -> Result<(), String> {
-    // While the job runs its coroutine is alive, so no other has its address.
-    if !ctx.finished.get() && lua.current_thread().to_pointer() == ctx.thread {
-        return Ok(());
-    }
-    Err(format!(
-        "job '{}' runs commands from its run-fn only, not from a coroutine it created, \
-         nor from another job or after it has finished",
-        ctx.job_id
-    ))
 }
 
 /// The request for the process layer, and whether a non-zero exit is allowed.
@@ -689,31 +796,31 @@ fn confine(workspace: &Path, dir: &str) -> Result<PathBuf, String> {
     Ok(joined)
 }
 
-async fn sh(
-    lua: &Lua,
-    ctx: &Rc<JobContext>,
-    mut request: ShRequest,
-    allow_failure: bool,
-    location: &CallerPrefix,
-) -> mlua::Result<Table> {
+/// Run the command `runtime.sh` asked for with `cmd` and `opts`: its result
+/// table, or why it failed (see [`ShFailure`]).
+pub async fn run_sh(lua: &Lua, ctx: &Rc<JobContext>, cmd: Value, opts: Value) -> Result<Table, ShFailure> {
+    let (request, allow_failure) =
+        parse_sh_args(ctx, cmd, opts).map_err(|e| ShFailure::Located(format!("runtime.sh: {e}")))?;
+    sh(lua, ctx, request, allow_failure).await
+}
+
+async fn sh(lua: &Lua, ctx: &Rc<JobContext>, mut request: ShRequest, allow_failure: bool) -> Result<Table, ShFailure> {
     let run = &ctx.run;
     if run.cancelled() {
-        return Err(mlua::Error::runtime(
+        return Err(ShFailure::Error(mlua::Error::runtime(
             "runtime.sh: the run is stopping; no new commands start",
-        ));
+        )));
     }
     let n = ctx.sh_count.get() + 1;
     ctx.sh_count.set(n);
-    request.log_path = run.out_dir.join("jobs").join(&ctx.job_id).join(format!("sh-{n}.log"));
+    request.log_path = ctx.log_path(n);
     let display = request.command.display_redacted(&run.redactor);
     run.emitter.borrow_mut().wire(EventKind::ShStarted {
         job_id: ctx.job_id.clone(),
         cmd: display.clone(),
     });
 
-    let emitter = run.emitter.clone();
-    let job_id = ctx.job_id.clone();
-    let mut on_line = |stream: OutputStream, line: &[u8]| emitter.borrow_mut().output(&job_id, stream, line);
+    let mut on_line = |stream: OutputStream, line: &[u8]| run.emitter.borrow_mut().output(&ctx.job_id, stream, line);
     let mut cancel = run.cancel.clone();
     let result = process::run(&request, &run.redactor, &mut on_line, &mut cancel).await;
     let output = match result {
@@ -723,14 +830,14 @@ async fn sh(
             source,
             exit_code,
         }) => {
-            let message = format!("{location}cannot write log {}: {source}", path.display());
+            let message = format!("cannot write log {}: {source}", path.display());
             run.emitter.borrow_mut().fail(RecordError::Log { path, cause: source });
             // A command whose log could not be made was not started.
             run.emitter.borrow_mut().wire(EventKind::ShFinished {
                 job_id: ctx.job_id.clone(),
                 exit_code: exit_code.unwrap_or(process::EXIT_CANNOT_RUN),
             });
-            return Err(mlua::Error::runtime(message));
+            return Err(ShFailure::Located(message));
         }
     };
     run.emitter.borrow_mut().wire(EventKind::ShFinished {
@@ -752,24 +859,25 @@ async fn sh(
         } else {
             format!("exited with code {}", output.exit_code)
         };
-        return Err(mlua::Error::runtime(format!("{location}command `{display}` {why}")));
+        return Err(ShFailure::Located(format!("command `{display}` {why}")));
     }
-    let result: Table = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
-        let (stdout, stderr) = (lua.create_string(&output.stdout)?, lua.create_string(&output.stderr)?);
-        run.sh_result
-            .call((output.exit_code, display.as_str(), stdout, stderr))?
-    } else {
-        let result: Table = run.sh_result.call((output.exit_code, display.as_str()))?;
-        result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
-        result
-    };
-    if output.stdout_truncated {
-        result.raw_set("stdout-truncated", true)?;
-    }
-    if output.stderr_truncated {
-        result.raw_set("stderr-truncated", true)?;
-    }
-    Ok(result)
+    let result = (|| {
+        let result = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
+            sh_result(lua, output.exit_code, &display, Some((&output.stdout, &output.stderr)))?
+        } else {
+            let result = sh_result(lua, output.exit_code, &display, None)?;
+            result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
+            result
+        };
+        if output.stdout_truncated {
+            result.raw_set("stdout-truncated", true)?;
+        }
+        if output.stderr_truncated {
+            result.raw_set("stderr-truncated", true)?;
+        }
+        Ok(result)
+    })();
+    result.map_err(ShFailure::Error)
 }
 
 #[cfg(test)]
@@ -809,6 +917,20 @@ mod tests {
             env_name(&Value::String(lua.create_string(b"\xff").unwrap())),
             Err(":env has a name that is not valid UTF-8".into())
         );
+    }
+
+    #[test]
+    fn log_paths_are_the_joined_paths() {
+        for out_dir in ["out", "out/", "/tmp/x/out", "./out//", ""] {
+            for job in ["build", "a.b-c_d", "é"] {
+                let prefix = JobContext::log_prefix(Path::new(out_dir), job);
+                for n in [1, 9, 10, 99, 100, 4_000_000_000, u32::MAX] {
+                    let joined = Path::new(out_dir).join("jobs").join(job).join(format!("sh-{n}.log"));
+                    assert_eq!(log_path(&prefix, n), joined);
+                    assert_eq!(log_path(&prefix, n).as_os_str(), joined.as_os_str());
+                }
+            }
+        }
     }
 
     #[test]

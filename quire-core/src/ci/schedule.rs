@@ -1,21 +1,22 @@
 //! The DAG executor: runs each job's run-fn as a coroutine of the one VM,
 //! up to `parallelism` at once, in declaration order among ready jobs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use mlua::{MultiValue, Value};
+use mlua::thread::ThreadStatus;
+use mlua::{IntoLuaMulti, Lua, Table, Thread, Value};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::event::{EventKind, JobOutcome};
 use super::pipeline::Pipeline;
-use super::runtime::{JobContext, RunContext, RuntimeEvent, RuntimeGlobal, runtime_table};
+use super::runtime::{JobContext, RunContext, RuntimeEvent, RuntimeGlobal, run_sh, runtime_table, sh_token};
 use super::site::locate_job_error;
-use crate::lua::{BudgetOwner, Sandbox, describe_error};
+use crate::lua::{Budget, BudgetOwner, InstructionMeter, Printer, Sandbox, describe_error};
 
 /// Why the run stops early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,32 +296,28 @@ fn start_job(
         pipeline: pipeline.clone(),
         index,
         sh_count: Cell::new(0),
-        thread: thread.to_pointer(),
-        finished: Cell::new(false),
+        log_prefix: JobContext::log_prefix(&run.out_dir, &job.id),
+        sh_failure: RefCell::new(None),
     });
-    let runtime = runtime_table(lua, &ctx)?;
+    let runtime = runtime_table(lua, &ctx, &thread, &runtime_global.sh_wrapper)?;
     run.emitter
         .borrow_mut()
         .wire(EventKind::JobStarted { job_id: job.id.clone() });
-    let mut call = Box::pin(thread.clone().into_async::<MultiValue>(runtime.clone())?);
-    // Each poll runs the job's code: as this job (for the global `runtime`,
-    // and for what it prints), spending this job's instruction budget.
-    let name: Rc<str> = job.id.as_str().into();
-    let meter = sandbox.meter().clone();
-    let mut budget = meter.budget(BudgetOwner::Job(name.clone()));
-    let runtime_global = runtime_global.clone();
+    let driver = Driver {
+        thread: thread.clone(),
+        name: job.id.as_str().into(),
+        printer: sandbox.printer(),
+        runtime_global: runtime_global.clone(),
+        runtime,
+        meter: sandbox.meter().clone(),
+        budget: sandbox.meter().budget(BudgetOwner::Job(job.id.as_str().into())),
+    };
+    let driven = drive(driver, lua.clone(), ctx.clone());
     let printer = sandbox.printer();
-    let job_printer = printer.clone();
-    let metered = std::future::poll_fn(move |cx| {
-        job_printer.as_job(&name, || {
-            runtime_global.run_as(&runtime, || meter.run(&mut budget, || call.as_mut().poll(cx)))
-        })
-    });
     let limits = sandbox.limits();
     let lua = lua.clone();
     Ok(Box::pin(async move {
-        let result = metered.await;
-        ctx.finished.set(true);
+        let result = driven.await;
         // What the job printed comes out whole before the job's last words.
         printer.end_job(&ctx.job_id);
         let run = &ctx.run;
@@ -335,7 +332,7 @@ fn start_job(
                 let job = &ctx.pipeline.jobs[index];
                 (JobOutcome::Failed, Some(locate_job_error(&lua, job, &thread, message)))
             }
-            Ok(values) => match values.into_iter().next().unwrap_or(Value::Nil) {
+            Ok(value) => match value {
                 Value::Nil if ctx.sh_count.get() == 0 => (JobOutcome::Skipped, None),
                 Value::Nil => (JobOutcome::Complete, None),
                 Value::Table(output) => {
@@ -374,6 +371,71 @@ fn start_job(
         });
         (index, outcome)
     }))
+}
+
+/// What runs a job's coroutine.
+struct Driver {
+    thread: Thread,
+    name: Rc<str>,
+    printer: Printer,
+    runtime_global: RuntimeGlobal,
+    runtime: Table,
+    meter: InstructionMeter,
+    budget: Budget,
+}
+
+impl Driver {
+    /// Resume the job's code with `args` until it yields or ends: as this job
+    /// (for the global `runtime`, and for what it prints), spending this
+    /// job's instruction budget. The first three values it yields or returns.
+    fn resume(&mut self, args: impl IntoLuaMulti) -> mlua::Result<(Value, Value, Value)> {
+        let Driver {
+            thread,
+            name,
+            printer,
+            runtime_global,
+            runtime,
+            meter,
+            budget,
+        } = self;
+        printer.as_job(name, || {
+            runtime_global.run_as(runtime, || meter.run(budget, || thread.resume(args)))
+        })
+    }
+}
+
+/// Run a job's coroutine to its end, and each command it asks for on the
+/// way: `runtime.sh` yields a request with the job's token (see
+/// [`sh_token`]), and is resumed with the token and the result table, or
+/// `false` when the command failed (then the failure is in the job's
+/// context, for `runtime.sh` to raise). The run-fn's first return value.
+async fn drive(mut driver: Driver, lua: Lua, ctx: Rc<JobContext>) -> mlua::Result<Value> {
+    let token = sh_token(&ctx);
+    let runtime = driver.runtime.clone();
+    let mut yielded = driver.resume(runtime)?;
+    loop {
+        if driver.thread.status() != ThreadStatus::Resumable {
+            return Ok(yielded.0);
+        }
+        yielded = match yielded {
+            (Value::LightUserData(from), cmd, opts) if from == token => {
+                let answer = match run_sh(&lua, &ctx, cmd, opts).await {
+                    Ok(result) => Value::Table(result),
+                    Err(failure) => {
+                        *ctx.sh_failure.borrow_mut() = Some(failure);
+                        Value::Boolean(false)
+                    }
+                };
+                driver.resume((token, answer))?
+            }
+            // The run-fn's own coroutine.yield: it gets nothing back, and
+            // other tasks run first.
+            _ => {
+                tokio::task::yield_now().await;
+                driver.resume(())?
+            }
+        };
+    }
 }
 
 /// "a boolean", "an integer".

@@ -4,8 +4,8 @@
 //! functions start theirs with the line that called them, both read from the
 //! stack. A call in tail position (the last form of a Fennel function,
 //! `return f(x)` in Lua) to a Lua function has replaced its caller's frame by
-//! then; `runtime.sh` is such a function (a Lua wrapper around the command's
-//! future), and so are the sandbox's hardened library functions and the
+//! then; `runtime.sh` is such a function (a Lua wrapper that yields the
+//! command to the job's driver), and so are the sandbox's hardened library functions and the
 //! pipeline's own. When the run-fn itself made the tail call, nothing on the
 //! job's stack is left to name its line, and the error may name none:
 //! `runtime.sh` finds no caller, `(error msg 2)` blames a frame that is gone.

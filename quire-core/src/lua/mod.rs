@@ -511,8 +511,8 @@ fn install_output(lua: &Lua, output: &Rc<RefCell<PrintOutput>>) -> mlua::Result<
 }
 
 /// The file and line of the code that called the running Rust function: the
-/// nearest frame of a file's code (async functions sit behind a wrapper
-/// frame of mlua's own). Compiled Fennel keeps its lines, so the line is
+/// nearest frame of a file's code (`runtime.sh` raises its errors from
+/// Rust functions its Lua wrapper calls, one frame further). Compiled Fennel keeps its lines, so the line is
 /// the Fennel line.
 pub fn caller_site(lua: &Lua) -> Option<(String, usize)> {
     (1..8).find_map(|level| {
