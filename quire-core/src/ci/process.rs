@@ -20,7 +20,7 @@ use std::process::ExitStatus;
 use std::thread::LocalKey;
 use std::time::Duration;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, Interest};
@@ -426,6 +426,9 @@ fn spawn(req: &ShRequest) -> io::Result<(Child, GroupKill)> {
         }
         None => child.sigchld = Some(signal(SignalKind::child())?),
     }
+    for fd in [&spawned.stdout, &spawned.stderr] {
+        spawn::set_nonblocking(fd.as_fd())?;
+    }
     child.stdout = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stdout)?);
     child.stderr = Some(pipe::Receiver::from_owned_fd_unchecked(spawned.stderr)?);
     Ok((child, group))
@@ -680,12 +683,12 @@ impl<'r> Capture<'r> {
         })
     }
 
-    /// Read what `pipe` holds right now with plain non-blocking reads
+    /// Read what `pipe` holds right now with reads that never wait
     /// (bounded: a writer outside the process group may never stop), up to
     /// its end or until it would block.
     fn take_now(
         &mut self,
-        pipe: &impl AsRawFd,
+        pipe: &impl AsFd,
         buf: &mut [u8],
         log: &mut LogFile,
         on_line: &mut dyn FnMut(OutputStream, &[u8]),
@@ -695,12 +698,7 @@ impl<'r> Capture<'r> {
             if !self.open {
                 break;
             }
-            // SAFETY: reading into a buffer we own, from a descriptor `pipe` keeps open.
-            let read = match unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } {
-                n if n >= 0 => Ok(n as usize),
-                _ => Err(io::Error::last_os_error()),
-            };
-            match read {
+            match spawn::read_now(pipe.as_fd(), buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 read => self.take(read, buf, log, on_line, scratch)?,
@@ -1493,7 +1491,12 @@ mod tests {
     #[test]
     fn escaped_grandchild_holding_the_pipe_does_not_hang() {
         let dir = tempfile::tempdir().unwrap();
-        let mut r = sh(dir.path(), "setsid sleep 60 & echo $!; echo done");
+        // sh ends as soon as the sleep has left its group (or the group's
+        // kill could catch it first): a quick command, read without waiting
+        // after the reap although the sleep holds its pipes.
+        let script = "setsid sleep 60 & p=$!; echo $p; \
+                      until read -r _ _ _ _ g _ < /proc/$p/stat && [ \"$g\" = $p ]; do :; done; echo done";
+        let mut r = sh(dir.path(), script);
         r.kill_grace = Duration::from_millis(100);
         let started = StdInstant::now();
         let ran = run_with(&r, &[]);
