@@ -21,7 +21,7 @@
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
@@ -34,7 +34,8 @@ pub(crate) struct Spawned {
     pub pid: libc::pid_t,
     /// Readable once the child has exited. None on kernels before 5.2.
     pub pidfd: Option<OwnedFd>,
-    /// Read ends, non-blocking and close-on-exec.
+    /// Read ends, close-on-exec. Blocking where pipes honour `RWF_NOWAIT`:
+    /// read them with [`read_now`], or make them non-blocking first.
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     /// The runner's copies of the write ends. Held until the child is reaped,
@@ -208,20 +209,81 @@ fn dev_null() -> io::Result<RawFd> {
     Ok(NULL.get_or_init(|| file.into()).as_raw_fd())
 }
 
-/// A pipe: (read end, non-blocking; write end, blocking), both close-on-exec.
+/// A pipe: (read end, write end), both close-on-exec. The write end blocks;
+/// the read end too where pipes honour `RWF_NOWAIT` (it is then read by
+/// [`read_now`], or made non-blocking when the runner watches it), and is
+/// non-blocking from the start where they do not.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = blocking_pipe()?;
+    if !pipes_honour_nowait() {
+        set_nonblocking(read.as_fd())?;
+    }
+    Ok((read, write))
+}
+
+fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: plain fcntl on a descriptor we own.
-    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Make a pipe's read end non-blocking (it has no other status flag to keep).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain fcntl on a descriptor the caller keeps open.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((read, write))
+    Ok(())
+}
+
+/// Whether a read of a pipe can be told not to wait (`preadv2` with
+/// `RWF_NOWAIT`), so that read ends can stay blocking and skip an fcntl each.
+/// Asked once, of a pipe made for the question: an empty pipe with a writer
+/// answers EAGAIN; kernels without it answer EOPNOTSUPP (or EINVAL, ENOSYS).
+fn pipes_honour_nowait() -> bool {
+    static HONOUR: OnceLock<bool> = OnceLock::new();
+    *HONOUR.get_or_init(|| {
+        let Ok((read, _write)) = blocking_pipe() else {
+            return false;
+        };
+        let mut byte = [0u8];
+        let answer = read_nowait(read.as_fd(), &mut byte);
+        answer.is_err_and(|e| e.raw_os_error() == Some(libc::EAGAIN))
+    })
+}
+
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: one iovec over a buffer we own; offset -1 reads at the file's
+    // position, as a pipe must be read.
+    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Read what a pipe from [`spawn`] holds right now, without ever waiting:
+/// WouldBlock when it is empty but something still holds a write end.
+pub(crate) fn read_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    if pipes_honour_nowait() {
+        return read_nowait(fd, buf);
+    }
+    // SAFETY: reading into a buffer we own; the read end is non-blocking (see `pipe`).
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Everything the child reads, prepared by the parent: the child may not allocate.
@@ -495,6 +557,21 @@ mod tests {
         let mut status = 0;
         // SAFETY: our own child.
         unsafe { libc::waitpid(spawned.pid, &mut status, 0) };
+    }
+
+    #[test]
+    fn a_pipe_is_read_without_waiting_whatever_holds_its_write_end() {
+        let (read, write) = pipe().unwrap();
+        let mut buf = [0u8; 16];
+        // Empty, with a writer: WouldBlock, never a wait (a blocking read would hang here).
+        let empty = read_now(read.as_fd(), &mut buf);
+        assert_eq!(empty.map_err(|e| e.kind()), Err(io::ErrorKind::WouldBlock));
+        // SAFETY: writing from a buffer we own to a descriptor we own.
+        assert_eq!(unsafe { libc::write(write.as_raw_fd(), b"hi".as_ptr().cast(), 2) }, 2);
+        assert_eq!(read_now(read.as_fd(), &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"hi");
+        drop(write);
+        assert_eq!(read_now(read.as_fd(), &mut buf).unwrap(), 0, "end of file");
     }
 
     extern "C" fn ignore_it(_: c_int) {}
