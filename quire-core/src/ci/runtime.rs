@@ -506,7 +506,7 @@ fn captured_output(lua: &Lua, stdout: Vec<u8>, stderr: Vec<u8>) -> mlua::Result<
 #[derive(Clone)]
 pub struct RuntimeGlobal {
     current: Rc<RefCell<Option<Table>>>,
-    /// Makes a job's `runtime.sh` (see [`SH_WRAPPER`]).
+    /// Makes a job's `runtime.sh` (see `SH_WRAPPER`).
     pub sh_wrapper: Function,
 }
 
