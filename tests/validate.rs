@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::Workspace;
+use common::{Run, Workspace, quire_ci};
+use serde_json::{Value, json};
 
 #[test]
 fn validate_lists_jobs_in_topological_order_with_inputs_and_image() {
@@ -240,4 +241,187 @@ fn a_run_fn_of_two_or_more_arguments_is_an_error_labelled_on_it() {
         // Two-digit line numbers widen the gutter.
         "    ╭─[.quire/ci.fnl:9:3]",
     ]);
+}
+
+/// stdout as the one pretty-printed JSON document `--format json` prints.
+fn json_document(run: &Run) -> Value {
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    assert_eq!(run.stdout, format!("{}\n", serde_json::to_string_pretty(&doc).unwrap()));
+    doc
+}
+
+#[test]
+fn the_json_of_a_valid_pipeline_says_it_is_valid() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.image \"rust:1.80\")\n(ci.job :test [:build] (fn [] nil))\n(ci.job :build [:quire/push] (fn [] nil))\n",
+    );
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(0);
+    assert_eq!(run.stderr, "");
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": ".quire/ci.fnl",
+            "valid": true,
+            "errors": [],
+            "image": "rust:1.80",
+            "jobs": [
+                {"id": "build", "inputs": ["quire/push"], "line": 4},
+                {"id": "test", "inputs": ["build"], "line": 3},
+            ],
+        })
+    );
+}
+
+#[test]
+fn the_json_of_an_invalid_pipeline_lists_every_problem_in_line_order() {
+    // The bad id on line 3 is found by an earlier check than the unknown input on line 2.
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n  (ci.job :a [:nope] (fn [] nil))\n(ci.job \"x/y\" [:quire/push] (fn [] nil))\n",
+    );
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(1);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": ".quire/ci.fnl",
+            "valid": false,
+            "errors": [
+                {
+                    "message": "job 'a': input 'nope' is neither a job nor a source",
+                    "file": ".quire/ci.fnl",
+                    "line": 2,
+                    "column": 3,
+                    "help": "inputs name jobs declared in the pipeline, or the source quire/push",
+                },
+                {
+                    "message": "job id 'x/y' contains '/'",
+                    "file": ".quire/ci.fnl",
+                    "line": 3,
+                    "column": 9,
+                    "help": "'/' is reserved for sources such as quire/push",
+                },
+            ],
+        })
+    );
+    // stderr still has the report, as with --format text.
+    assert_eq!(run.stderr, ws.run(&["validate"]).stderr);
+    run.assert_stderr_lines(&[
+        "  × invalid pipeline: 2 errors",
+        "   ╭─[.quire/ci.fnl:2:3]",
+        "   ╭─[.quire/ci.fnl:3:9]",
+    ]);
+}
+
+#[test]
+fn the_json_of_a_fennel_compile_error_has_its_line_and_column_in_characters() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(print \"été\" (nope))\n");
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(1);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": ".quire/ci.fnl",
+            "valid": false,
+            "errors": [{
+                "message": "compile error: unknown identifier: nope",
+                "file": ".quire/ci.fnl",
+                "line": 2,
+                "column": 15,
+                "help": null,
+            }],
+        })
+    );
+    run.assert_stderr_lines(&["  × .quire/ci.fnl:2:15: compile error: unknown identifier: nope"]);
+}
+
+#[test]
+fn the_json_of_an_error_raised_while_loading_names_the_file_it_was_raised_in() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local lib (require :lib))\n");
+    ws.write(".quire/lib.fnl", "{}\n  (error \"boom\")\n");
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(1);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": ".quire/ci.fnl",
+            "valid": false,
+            "errors": [{
+                "message": "boom",
+                "file": ".quire/lib.fnl",
+                "line": 2,
+                "column": 3,
+                "help": null,
+            }],
+        })
+    );
+    run.assert_stderr_lines(&["  × .quire/lib.fnl:2: boom"]);
+}
+
+#[test]
+fn set_up_errors_have_a_json_document_too_and_exit_2() {
+    let ws = Workspace::empty();
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(2);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": null,
+            "valid": false,
+            "errors": [{
+                "message": format!("no pipeline in {}: expected .quire/ci.fnl (or .quire/ci.lua)", ws.path().display()),
+                "file": null,
+                "line": null,
+                "column": null,
+                "help": "create .quire/ci.fnl, or point -w at the workspace that has one",
+            }],
+        })
+    );
+    run.assert_stderr_lines(&["  help: create .quire/ci.fnl, or point -w at the workspace that has one"]);
+
+    let missing = ws.path().join("missing");
+    let run = Run::from(
+        quire_ci()
+            .arg("-w")
+            .arg(&missing)
+            .args(["validate", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(2);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": null,
+            "valid": false,
+            "errors": [{
+                "message": format!("workspace {} does not exist", missing.display()),
+                "file": null,
+                "line": null,
+                "column": null,
+                "help": "pass the directory holding .quire/ci.fnl with -w DIR",
+            }],
+        })
+    );
+
+    // A usage error is clap's: no document.
+    let run = ws.run(&["validate", "--format", "yaml"]);
+    run.assert_code(2);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn text_and_dot_print_nothing_on_stdout_for_an_invalid_pipeline() {
+    let ws = Workspace::fennel("(local ci (require :quire.ci))\n(ci.job :a [:nope] (fn [r] nil))\n");
+    for format in ["text", "dot"] {
+        let run = ws.run(&["validate", "--format", format]);
+        run.assert_code(1);
+        assert_eq!(run.stdout, "", "--format {format}");
+        run.assert_stderr_lines(&["  × job 'a': input 'nope' is neither a job nor a source"]);
+    }
 }

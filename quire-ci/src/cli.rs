@@ -112,7 +112,7 @@ impl LuaLimitArgs {
 pub enum ValidateFormat {
     /// Jobs in topological order with their inputs
     Text,
-    /// A JSON document for tools
+    /// A JSON document for tools: the jobs, or every problem
     Json,
     /// A Graphviz graph (`dot -Tsvg`)
     Dot,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use quire_core::ci::load::{self, LoadOptions};
+use quire_core::ci::load::{self, LoadOptions, Problem};
 use quire_core::ci::pipeline::Pipeline;
 use quire_core::lua::PrintTarget;
 use serde_json::json;
@@ -12,9 +12,13 @@ use crate::cli::{ValidateArgs, ValidateFormat};
 use crate::{exit, report_error};
 
 pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
+    let json_output = matches!(args.format, ValidateFormat::Json);
     let workspace = match resolve_workspace(workspace) {
         Ok(dir) => dir,
         Err(err) => {
+            if json_output {
+                crate::output(&failure_json(None, &[Problem::unplaced(&err)]));
+            }
             report_error(err);
             return exit::USAGE;
         }
@@ -28,6 +32,11 @@ pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(err) => {
             let code = if err.is_setup() { exit::USAGE } else { exit::FAILED };
+            if json_output {
+                let file = load::pipeline_path(&workspace)
+                    .map(|path| path.strip_prefix(&workspace).unwrap_or(&path).display().to_string());
+                crate::output(&failure_json(file.as_deref(), &err.problems()));
+            }
             report_error(err);
             return code;
         }
@@ -68,8 +77,30 @@ fn json(pipeline: &Pipeline, file: &str) -> String {
             })
         })
         .collect();
-    let doc = json!({ "file": file, "image": pipeline.image, "jobs": jobs });
-    format!("{}\n", serde_json::to_string_pretty(&doc).expect("plain JSON"))
+    let doc = json!({ "file": file, "valid": true, "errors": [], "image": pipeline.image, "jobs": jobs });
+    pretty(&doc)
+}
+
+/// The document of a pipeline that is invalid or did not load, or of a
+/// workspace without one (`file` null): what is wrong, one entry a problem.
+fn failure_json(file: Option<&str>, problems: &[Problem]) -> String {
+    let errors: Vec<_> = problems
+        .iter()
+        .map(|p| {
+            json!({
+                "message": p.message,
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "help": p.help,
+            })
+        })
+        .collect();
+    pretty(&json!({ "file": file, "valid": false, "errors": errors }))
+}
+
+fn pretty(doc: &serde_json::Value) -> String {
+    format!("{}\n", serde_json::to_string_pretty(doc).expect("plain JSON"))
 }
 
 fn dot(pipeline: &Pipeline) -> String {

@@ -11,7 +11,8 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use super::pipeline::{self, Location, Pipeline, PipelineError, Registry};
 use super::runtime::RuntimeGlobal;
 use super::stdlib;
-use crate::fennel::{FennelError, FormKind, reader};
+use crate::fennel::error::line_column;
+use crate::fennel::{FennelError, FormKind, Stage, reader};
 use crate::lua::{BudgetOwner, Limits, LoadError, PrintTarget, Sandbox, SandboxOptions, fennel_error};
 use crate::secret::Redactor;
 
@@ -59,6 +60,57 @@ impl LoadFailure {
     pub fn is_setup(&self) -> bool {
         matches!(self, LoadFailure::NoPipeline { .. } | LoadFailure::Read { .. })
     }
+
+    /// Every problem, as plain text and numbers, for output a program reads:
+    /// one per error of an invalid pipeline, in the order they are reported.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            LoadFailure::NoPipeline { .. } | LoadFailure::Read { .. } => vec![Problem::unplaced(self)],
+            LoadFailure::Fennel(err) => vec![Problem {
+                message: format!(
+                    "{} error: {}",
+                    match err.stage {
+                        Stage::Parse => "parse",
+                        Stage::Compile => "compile",
+                    },
+                    err.message
+                ),
+                file: Some(err.file.clone()),
+                line: Some(err.line),
+                column: Some(err.column),
+                help: err.help.clone(),
+            }],
+            LoadFailure::Lua(diagnostic) => vec![diagnostic.problem()],
+            LoadFailure::Invalid(diagnostics) => diagnostics.iter().map(SourceDiagnostic::problem).collect(),
+        }
+    }
+}
+
+/// One problem of a [`LoadFailure`] without its rendering: the message
+/// without the place it is at, which is in the other fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    /// The file the problem is in, as shown to the user (`.quire/ci.fnl`).
+    pub file: Option<String>,
+    /// 1-based.
+    pub line: Option<usize>,
+    /// 1-based, in characters, of the start of what the problem is about.
+    pub column: Option<usize>,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    /// A problem at no place in the code: its message and help.
+    pub fn unplaced(diagnostic: &dyn Diagnostic) -> Problem {
+        Problem {
+            message: diagnostic.to_string(),
+            file: None,
+            line: None,
+            column: None,
+            help: diagnostic.help().map(|h| h.to_string()),
+        }
+    }
 }
 
 /// One message labelled on a line of pipeline code, when we know the line.
@@ -90,6 +142,31 @@ impl Diagnostic for SourceDiagnostic {
 }
 
 impl SourceDiagnostic {
+    fn problem(&self) -> Problem {
+        let Some(location) = &self.location else {
+            return Problem::unplaced(self);
+        };
+        // A Lua error starts with its place (`.quire/ci.fnl:12: boom`), which the other fields hold.
+        let message = self
+            .message
+            .strip_prefix(&format!("{location}:"))
+            .map_or(self.message.as_str(), str::trim_start);
+        let (line, column) = match (&self.code, self.span) {
+            (Some(code), Some(span)) => {
+                let (line, column) = line_column(code.inner(), span.offset());
+                (line, Some(column))
+            }
+            _ => (location.line, None),
+        };
+        Problem {
+            message: message.to_string(),
+            file: Some(location.file.clone()),
+            line: Some(line),
+            column,
+            help: self.help.clone(),
+        }
+    }
+
     /// Attach the source line `location` points at, reading the file from the workspace.
     fn new(message: String, help: Option<String>, location: Option<Location>, workspace: &Path) -> Self {
         Self::on_argument(message, help, location, None, workspace)
@@ -135,13 +212,9 @@ pub struct LoadOptions {
 /// Load the workspace's pipeline: compile it and run its top-level code.
 pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, LoadFailure> {
     let quire_dir = workspace.join(".quire");
-    let path = ["ci.fnl", "ci.lua"]
-        .iter()
-        .map(|name| quire_dir.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| LoadFailure::NoPipeline {
-            workspace: workspace.to_path_buf(),
-        })?;
+    let path = pipeline_path(workspace).ok_or_else(|| LoadFailure::NoPipeline {
+        workspace: workspace.to_path_buf(),
+    })?;
     let file = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
 
     let sandbox = Sandbox::new(SandboxOptions {
@@ -203,6 +276,14 @@ pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, Lo
         runtime_global,
         file,
     })
+}
+
+/// The workspace's pipeline file, `.quire/ci.fnl` or else `.quire/ci.lua`, if it has one.
+pub fn pipeline_path(workspace: &Path) -> Option<PathBuf> {
+    ["ci.fnl", "ci.lua"]
+        .iter()
+        .map(|name| workspace.join(".quire").join(name))
+        .find(|p| p.is_file())
 }
 
 fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
