@@ -368,6 +368,36 @@ fn sigterm_exits_143() {
 }
 
 #[test]
+fn sighup_stops_the_run_like_sigterm_and_exits_129() {
+    // The terminal closed, or `kill -HUP`: an ordinary end of a local run, so
+    // the stream ends with `run_finished`, as for SIGINT and SIGTERM.
+    let marker = "38.2718";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :x [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}")))
+(ci.job :after [:x] (fn [runtime] (runtime.sh "true")))
+"#
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(child.wait().unwrap().code(), Some(129));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x", "after"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"after","blocked_by":"x"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
 fn sigkill_of_quire_ci_leaves_no_command_behind() {
     let marker = "33.1415";
     let ws = Workspace::lua(&format!(

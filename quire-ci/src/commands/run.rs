@@ -188,11 +188,13 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     u8::try_from(end.exit_code()).unwrap_or(exit::FAILED)
 }
 
-/// SIGINT and SIGTERM, caught. First: ask the run to stop cleanly. Second:
-/// kill every command's process group and exit at once.
+/// SIGINT, SIGTERM and SIGHUP (the terminal closed, `kill -HUP`), caught.
+/// First: ask the run to stop cleanly. Second: kill every command's process
+/// group and exit at once.
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
@@ -203,7 +205,7 @@ impl StopSignals {
         // and pipeline code holds the loop up (the load: without this, the
         // jobs would start before the task ran). Registered before tokio's
         // own action for the same signals, so it runs first.
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             let stop = stop.clone();
             // SAFETY: the action is async-signal-safe: one atomic operation on
             // memory it owns, no allocation, no lock.
@@ -212,6 +214,7 @@ impl StopSignals {
         Some(StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
+            hangup: signal(SignalKind::hangup()).ok()?,
         })
     }
 
@@ -222,12 +225,14 @@ impl StopSignals {
         let StopSignals {
             mut interrupt,
             mut terminate,
+            mut hangup,
         } = self;
         let mut received = false;
         loop {
             let signal = tokio::select! {
                 _ = interrupt.recv() => libc::SIGINT,
                 _ = terminate.recv() => libc::SIGTERM,
+                _ = hangup.recv() => libc::SIGHUP,
             };
             if received {
                 // exit() skips the orderly stop; take the commands' backgrounded children down too.
@@ -242,6 +247,8 @@ impl StopSignals {
                 std::process::exit(128 + signal);
             }
             received = true;
+            // After a hang-up there may be no terminal to show this on: the
+            // reporter lets the write fail, and the run stops all the same.
             reporter.borrow_mut().notice(&format!(
                 "quire-ci: stopping (signal {signal}); send it again to exit at once"
             ));
