@@ -398,6 +398,45 @@ fn sighup_stops_the_run_like_sigterm_and_exits_129() {
 }
 
 #[test]
+fn a_second_sighup_does_not_cut_the_stop_short() {
+    // A closed terminal sends more than one: the shell passes its SIGHUP on
+    // to its jobs, and the kernel sends another as the shell exits. The
+    // command ignores SIGTERM, so the stop is still waiting out the grace
+    // period when the second comes, and ends with SIGKILL.
+    let marker = "39.1412";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker}\") end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let mut buf = [0u8; 4096];
+    while !stderr.contains("stopping") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "quire-ci ended before stopping: {stderr}");
+        stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    pipe.read_to_string(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(129), "{stderr}");
+    assert!(!stderr.contains("second signal"), "{stderr}");
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"trap '' TERM; sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":137}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
 fn sigkill_of_quire_ci_leaves_no_command_behind() {
     let marker = "33.1415";
     let ws = Workspace::lua(&format!(

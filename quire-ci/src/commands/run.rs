@@ -189,8 +189,8 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
 }
 
 /// SIGINT, SIGTERM and SIGHUP (the terminal closed, `kill -HUP`), caught.
-/// First: ask the run to stop cleanly. Second: kill every command's process
-/// group and exit at once.
+/// First: ask the run to stop cleanly. Second SIGINT or SIGTERM: kill every
+/// command's process group and exit at once.
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
@@ -235,6 +235,14 @@ impl StopSignals {
                 _ = hangup.recv() => libc::SIGHUP,
             };
             if received {
+                // A hang-up comes more than once: the shell passes the
+                // terminal's on to its jobs, and the kernel sends the old
+                // foreground group another as the shell exits. That is
+                // nobody asking to hurry: the stop under way goes on
+                // (SIGINT or SIGTERM still cut it short).
+                if signal == libc::SIGHUP {
+                    continue;
+                }
                 // exit() skips the orderly stop; take the commands' backgrounded children down too.
                 quire_core::ci::process::kill_all_groups();
                 // And it drops nothing: the temporary log directory goes by
@@ -249,8 +257,12 @@ impl StopSignals {
             received = true;
             // After a hang-up there may be no terminal to show this on: the
             // reporter lets the write fail, and the run stops all the same.
+            let again = match signal {
+                libc::SIGHUP => "send SIGINT or SIGTERM",
+                _ => "send it again",
+            };
             reporter.borrow_mut().notice(&format!(
-                "quire-ci: stopping (signal {signal}); send it again to exit at once"
+                "quire-ci: stopping (signal {signal}); {again} to exit at once"
             ));
             // The handler has recorded it already; asking again changes
             // nothing, and keeps this task right on its own.
