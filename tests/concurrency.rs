@@ -436,6 +436,51 @@ fn a_second_sighup_does_not_cut_the_stop_short() {
     assert_no_process_with(marker);
 }
 
+/// The signal mask `field` (`SigIgn`, `SigCgt`) of /proc/`pid`/status.
+fn signal_mask(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[test]
+fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
+    // Started with SIGHUP ignored, as `nohup` starts it: the run was meant
+    // to outlive its terminal. The command records its own mask, then waits.
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh('grep SigIgn /proc/$$/status > ign; until [ -e go ]; do sleep 0.01; done') end)\n",
+    );
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    let hup = 1 << (libc::SIGHUP - 1);
+    let runner = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    assert_ne!(signal_mask(&runner, "SigIgn") & hup, 0, "SIGHUP caught:\n{runner}");
+    // An ignored signal is dropped as it is sent.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    ws.write("go", "");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_ne!(
+        signal_mask(&ws.read("ign"), "SigIgn") & hup,
+        0,
+        "the command has SIGHUP back"
+    );
+    assert!(
+        ws.read("run.jsonl")
+            .ends_with("\"type\":\"run_finished\",\"outcome\":\"complete\"}\n")
+    );
+}
+
 #[test]
 fn sigkill_of_quire_ci_leaves_no_command_behind() {
     let marker = "33.1415";

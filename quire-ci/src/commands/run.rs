@@ -194,7 +194,8 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
-    hangup: tokio::signal::unix::Signal,
+    /// None when SIGHUP was ignored at start (`nohup`): it stays ignored.
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -205,7 +206,13 @@ impl StopSignals {
         // and pipeline code holds the loop up (the load: without this, the
         // jobs would start before the task ran). Registered before tokio's
         // own action for the same signals, so it runs first.
+        // Run under `nohup`, quire-ci was meant to outlive its terminal:
+        // SIGHUP stays ignored, by the commands too (quire_core::ci::spawn).
+        let hangup = !ignored(libc::SIGHUP);
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            if sig == libc::SIGHUP && !hangup {
+                continue;
+            }
             let stop = stop.clone();
             // SAFETY: the action is async-signal-safe: one atomic operation on
             // memory it owns, no allocation, no lock.
@@ -214,7 +221,7 @@ impl StopSignals {
         Some(StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
-            hangup: signal(SignalKind::hangup()).ok()?,
+            hangup: hangup.then(|| signal(SignalKind::hangup())).transpose().ok()?,
         })
     }
 
@@ -232,7 +239,7 @@ impl StopSignals {
             let signal = tokio::select! {
                 _ = interrupt.recv() => libc::SIGINT,
                 _ = terminate.recv() => libc::SIGTERM,
-                _ = hangup.recv() => libc::SIGHUP,
+                () = hung_up(&mut hangup) => libc::SIGHUP,
             };
             if received {
                 // A hang-up comes more than once: the shell passes the
@@ -269,5 +276,24 @@ impl StopSignals {
             stop.request(signal);
             stop.wake();
         }
+    }
+}
+
+/// The next SIGHUP; never, when it is not caught.
+async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
+    match hangup {
+        Some(hangup) => {
+            hangup.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `sig` is ignored (SIG_IGN) now.
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: with no new action, sigaction only fills in `action`.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut action) == 0 && action.sa_sigaction == libc::SIG_IGN
     }
 }
