@@ -574,13 +574,15 @@ fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
     }
     let mut child = cmd.spawn().unwrap();
     wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
-    let hup = 1 << (libc::SIGHUP - 1);
     let runner = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    assert_ne!(signal_mask(&runner, "SigIgn") & hup, 0, "SIGHUP caught:\n{runner}");
     // An ignored signal is dropped as it is sent.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    // Before any assertion, so that a failing one leaves no run waiting.
     ws.write("go", "");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let status = child.wait().unwrap();
+    let hup = 1 << (libc::SIGHUP - 1);
+    assert_ne!(signal_mask(&runner, "SigIgn") & hup, 0, "SIGHUP caught:\n{runner}");
+    assert_eq!(status.code(), Some(0));
     assert_ne!(
         signal_mask(&ws.read("ign"), "SigIgn") & hup,
         0,
