@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -365,6 +366,232 @@ fn sigterm_exits_143() {
             .ends_with("\"type\":\"run_finished\",\"outcome\":\"cancelled\"}\n")
     );
     assert_no_process_with(marker);
+}
+
+#[test]
+fn sighup_stops_the_run_like_sigterm_and_exits_129() {
+    // The terminal closed, or `kill -HUP`: an ordinary end of a local run, so
+    // the stream ends with `run_finished`, as for SIGINT and SIGTERM.
+    let marker = "38.2718";
+    let ws = Workspace::fennel(&format!(
+        r#"(local ci (require :quire.ci))
+(ci.job :x [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}")))
+(ci.job :after [:x] (fn [runtime] (runtime.sh "true")))
+"#
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(child.wait().unwrap().code(), Some(129));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x", "after"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"job_skipped","job_id":"after","blocked_by":"x"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_second_sighup_does_not_cut_the_stop_short() {
+    // A closed terminal sends more than one: the shell passes its SIGHUP on
+    // to its jobs, and the kernel sends another as the shell exits. The
+    // command ignores SIGTERM, so the stop is still waiting out the grace
+    // period when the second comes, and ends with SIGKILL.
+    let marker = "39.1412";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker}\") end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let mut buf = [0u8; 4096];
+    while !stderr.contains("stopping") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "quire-ci ended before stopping: {stderr}");
+        stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    pipe.read_to_string(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(129), "{stderr}");
+    assert!(!stderr.contains("second signal"), "{stderr}");
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"trap '' TERM; sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":137}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+/// A pseudo-terminal: (master, slave), both close-on-exec, so that no other
+/// test's child holds the master open when this test closes it.
+fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
+    // SAFETY: plain calls on descriptors this function opens and owns.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = OwnedFd::from_raw_fd(master);
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()), 0);
+        let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(slave >= 0, "open the slave: {}", std::io::Error::last_os_error());
+        (master, OwnedFd::from_raw_fd(slave))
+    }
+}
+
+/// `pid`'s session and controlling terminal (0: none), from /proc/`pid`/stat.
+fn session_of(pid: i32) -> (i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (fields[3].parse().unwrap(), fields[4].parse().unwrap())
+}
+
+#[test]
+fn a_closed_terminal_stops_the_run_with_a_complete_stream() {
+    // quire-ci leads a session whose terminal is a pseudo-terminal, with
+    // stdin and stderr on it. Closing the master hangs the terminal up: the
+    // kernel sends the session leader SIGHUP, and stderr writes fail (EIO)
+    // from then on. The command has a session of its own, so the hang-up
+    // reaches it only as the run's stop (SIGTERM, 143).
+    let marker = "40.5772";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('echo $$ > x.pid; exec sleep {marker}') end)\n"
+    ));
+    let (master, slave) = pseudo_terminal();
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // its copies of the slave
+    let sleep = wait_for_pid_file(&ws, "x.pid");
+    let (runner_session, terminal) = session_of(child.id() as i32);
+    assert_eq!(runner_session, child.id() as i32);
+    assert_ne!(terminal, 0, "the pseudo-terminal is not quire-ci's");
+    let (sleep_session, sleep_terminal) = session_of(sleep);
+    assert_ne!(sleep_session, runner_session);
+    assert_eq!(sleep_terminal, 0);
+    drop(master);
+    assert_eq!(child.wait().unwrap().code(), Some(129));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"echo $$ > x.pid; exec sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+#[test]
+fn a_sighup_after_stderr_closed_still_ends_the_stream() {
+    // Whoever read stderr went away first: every write to it fails (EPIPE),
+    // the notice and the summary included, and the stop goes on regardless.
+    let marker = "41.4142";
+    let ws = Workspace::lua(&format!(
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('echo before; sleep {marker}') end)\n"
+    ));
+    let mut child = spawn_run(&ws);
+    let mut pipe = child.stderr.take().unwrap();
+    let mut stderr = String::new();
+    let mut buf = [0u8; 4096];
+    // Its output is shown once the command has started.
+    while !stderr.contains("x | before\n") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "quire-ci ended early: {stderr}");
+        stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    drop(pipe);
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(child.wait().unwrap().code(), Some(129));
+    assert_eq!(
+        event_lines_of_file(&ws),
+        [
+            run_started(&["x"]),
+            r#"{"type":"job_started","job_id":"x"}"#.to_string(),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"echo before; sleep {marker}"}}"#),
+            r#"{"type":"sh_finished","job_id":"x","exit_code":143}"#.to_string(),
+            r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
+            r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
+        ]
+    );
+    assert_no_process_with(marker);
+}
+
+/// The signal mask `field` (`SigIgn`, `SigCgt`) of /proc/`pid`/status.
+fn signal_mask(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[test]
+fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
+    // Started with SIGHUP ignored, as `nohup` starts it: the run was meant
+    // to outlive its terminal. The command records its own mask, then waits.
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh('grep SigIgn /proc/$$/status > ign; until [ -e go ]; do sleep 0.01; done') end)\n",
+    );
+    let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
+    let runner = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    // An ignored signal is dropped as it is sent.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    // Before any assertion, so that a failing one leaves no run waiting.
+    ws.write("go", "");
+    let status = child.wait().unwrap();
+    let hup = 1 << (libc::SIGHUP - 1);
+    assert_ne!(signal_mask(&runner, "SigIgn") & hup, 0, "SIGHUP caught:\n{runner}");
+    assert_eq!(status.code(), Some(0));
+    assert_ne!(
+        signal_mask(&ws.read("ign"), "SigIgn") & hup,
+        0,
+        "the command has SIGHUP back"
+    );
+    assert!(
+        ws.read("run.jsonl")
+            .ends_with("\"type\":\"run_finished\",\"outcome\":\"complete\"}\n")
+    );
 }
 
 #[test]

@@ -75,7 +75,8 @@ Examples:
   quire-ci run --sha $(git rev-parse HEAD) --ref refs/heads/main --timeout 30m
 
 Exit codes: 0 complete, 1 a job failed or the pipeline is invalid, 2 usage or
-set-up error, 3 the run record or a log could not be written, 130/143 SIGINT/SIGTERM.";
+set-up error, 3 the run record or a log could not be written, 129/130/143
+SIGHUP/SIGINT/SIGTERM.";
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {

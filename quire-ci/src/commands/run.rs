@@ -188,11 +188,14 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
     u8::try_from(end.exit_code()).unwrap_or(exit::FAILED)
 }
 
-/// SIGINT and SIGTERM, caught. First: ask the run to stop cleanly. Second:
-/// kill every command's process group and exit at once.
+/// SIGINT, SIGTERM and SIGHUP (the terminal closed, `kill -HUP`), caught.
+/// First: ask the run to stop cleanly. Second SIGINT or SIGTERM: kill every
+/// command's process group and exit at once.
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    /// None when SIGHUP was ignored at start (`nohup`): it stays ignored.
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -203,7 +206,13 @@ impl StopSignals {
         // and pipeline code holds the loop up (the load: without this, the
         // jobs would start before the task ran). Registered before tokio's
         // own action for the same signals, so it runs first.
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        // Run under `nohup`, quire-ci was meant to outlive its terminal:
+        // SIGHUP stays ignored, by the commands too (quire_core::ci::spawn).
+        let hangup = !ignored(libc::SIGHUP);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            if sig == libc::SIGHUP && !hangup {
+                continue;
+            }
             let stop = stop.clone();
             // SAFETY: the action is async-signal-safe: one atomic operation on
             // memory it owns, no allocation, no lock.
@@ -212,6 +221,7 @@ impl StopSignals {
         Some(StopSignals {
             interrupt: signal(SignalKind::interrupt()).ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
+            hangup: hangup.then(|| signal(SignalKind::hangup())).transpose().ok()?,
         })
     }
 
@@ -222,14 +232,24 @@ impl StopSignals {
         let StopSignals {
             mut interrupt,
             mut terminate,
+            mut hangup,
         } = self;
         let mut received = false;
         loop {
             let signal = tokio::select! {
                 _ = interrupt.recv() => libc::SIGINT,
                 _ = terminate.recv() => libc::SIGTERM,
+                () = hung_up(&mut hangup) => libc::SIGHUP,
             };
             if received {
+                // A hang-up comes more than once: the shell passes the
+                // terminal's on to its jobs, and the kernel sends the old
+                // foreground group another as the shell exits. That is
+                // nobody asking to hurry: the stop under way goes on
+                // (SIGINT or SIGTERM still cut it short).
+                if signal == libc::SIGHUP {
+                    continue;
+                }
                 // exit() skips the orderly stop; take the commands' backgrounded children down too.
                 quire_core::ci::process::kill_all_groups();
                 // And it drops nothing: the temporary log directory goes by
@@ -242,13 +262,38 @@ impl StopSignals {
                 std::process::exit(128 + signal);
             }
             received = true;
+            // After a hang-up there may be no terminal to show this on: the
+            // reporter lets the write fail, and the run stops all the same.
+            let again = match signal {
+                libc::SIGHUP => "send SIGINT or SIGTERM",
+                _ => "send it again",
+            };
             reporter.borrow_mut().notice(&format!(
-                "quire-ci: stopping (signal {signal}); send it again to exit at once"
+                "quire-ci: stopping (signal {signal}); {again} to exit at once"
             ));
             // The handler has recorded it already; asking again changes
             // nothing, and keeps this task right on its own.
             stop.request(signal);
             stop.wake();
         }
+    }
+}
+
+/// The next SIGHUP; never, when it is not caught.
+async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
+    match hangup {
+        Some(hangup) => {
+            hangup.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `sig` is ignored (SIG_IGN) now.
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: with no new action, sigaction only fills in `action`.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut action) == 0 && action.sa_sigaction == libc::SIG_IGN
     }
 }

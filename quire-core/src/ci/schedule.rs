@@ -21,7 +21,7 @@ use crate::lua::{Budget, BudgetOwner, InstructionMeter, Printer, Sandbox, descri
 /// Why the run stops early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// SIGINT or SIGTERM (the signal number).
+    /// SIGINT, SIGTERM or SIGHUP (the signal number).
     Signal(i32),
 }
 

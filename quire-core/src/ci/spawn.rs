@@ -168,9 +168,9 @@ fn runner_pid() -> libc::pid_t {
 /// glibc's posix_spawn asks the kernel about all 64 signals in the child,
 /// about 13 µs while the runner waits for the exec, on every command. The
 /// runner's handlers are installed before its first command (std's at start,
-/// the run's SIGINT/SIGTERM watch before any job) and never removed, so the
-/// mask is computed once, at the first spawn. SIGCHLD is always in it: the
-/// fallback for kernels without pidfds installs its handler later.
+/// the run's SIGINT/SIGTERM/SIGHUP watch before any job) and never removed,
+/// so the mask is computed once, at the first spawn. SIGCHLD is always in it:
+/// the fallback for kernels without pidfds installs its handler later.
 fn signals_to_reset() -> u64 {
     static MASK: OnceLock<u64> = OnceLock::new();
     *MASK.get_or_init(|| handled_signals() | 1 << (libc::SIGCHLD - 1))
