@@ -373,6 +373,23 @@ fn cut_stream() -> String {
 }
 
 #[test]
+fn a_warning_to_a_stderr_nobody_reads_does_not_stop_the_report() {
+    let ws = Workspace::empty();
+    ws.write("cut.jsonl", &cut_stream());
+    // stderr a pipe whose reader is gone: writing the warning fails (EPIPE).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = quire_ci()
+        .current_dir(ws.path())
+        .args(["report", "cut.jsonl"])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("run 4b825dc642cb refs/heads/main\n"));
+}
+
+#[test]
 fn a_stream_cut_mid_run_is_an_interrupted_run_with_a_warning() {
     let ws = Workspace::empty();
     ws.write("cut.jsonl", &cut_stream());

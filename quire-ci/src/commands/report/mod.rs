@@ -70,16 +70,16 @@ pub fn run(args: &ReportArgs) -> u8 {
         }
     };
     for warning in &record.warnings {
-        eprintln!("warning: {}: {warning}", source.name());
+        crate::say(&format!("warning: {}: {warning}", source.name()));
     }
     if let Some(db) = &args.sqlite {
         match sqlite::ingest(db, &record) {
             Ok(sqlite::Ingested::Stored(_)) => {}
-            Ok(sqlite::Ingested::KeptFinished(id)) => eprintln!(
+            Ok(sqlite::Ingested::KeptFinished(id)) => crate::say(&format!(
                 "warning: {}: the stream ends before its run_finished, and {} already holds this run finished (id {id}); kept that",
                 source.name(),
                 db.display()
-            ),
+            )),
             Err(reason) => {
                 let code = if reason.is_setup() { exit::USAGE } else { exit::RECORD };
                 report_error(ReportError::Sqlite {
