@@ -558,8 +558,21 @@ fn signal_mask(status: &str, field: &str) -> u64 {
 
 #[test]
 fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
-    // Started with SIGHUP ignored, as `nohup` starts it: the run was meant
-    // to outlive its terminal. The command records its own mask, then waits.
+    // As `nohup` starts it: the run was meant to outlive its terminal.
+    stays_ignored_when_ignored_at_start(libc::SIGHUP);
+}
+
+#[test]
+fn in_the_background_of_a_script_sigint_stays_ignored_by_the_run_and_its_commands() {
+    // As a non-interactive shell starts a job with `&`: Ctrl-C at the
+    // terminal is not for it.
+    stays_ignored_when_ignored_at_start(libc::SIGINT);
+}
+
+/// quire-ci started with `sig` ignored: it keeps it ignored, and so do its
+/// commands; `sig` sent to it changes nothing. The command records its own
+/// mask, then waits.
+fn stays_ignored_when_ignored_at_start(sig: libc::c_int) {
     let ws = Workspace::lua(
         "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh('grep SigIgn /proc/$$/status > ign; until [ -e go ]; do sleep 0.01; done') end)\n",
     );
@@ -567,8 +580,8 @@ fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: signal() is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        cmd.pre_exec(move || {
+            libc::signal(sig, libc::SIG_IGN);
             Ok(())
         });
     }
@@ -576,17 +589,21 @@ fn under_nohup_sighup_stays_ignored_by_the_run_and_its_commands() {
     wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
     let runner = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     // An ignored signal is dropped as it is sent.
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    unsafe { libc::kill(child.id() as i32, sig) };
     // Before any assertion, so that a failing one leaves no run waiting.
     ws.write("go", "");
     let status = child.wait().unwrap();
-    let hup = 1 << (libc::SIGHUP - 1);
-    assert_ne!(signal_mask(&runner, "SigIgn") & hup, 0, "SIGHUP caught:\n{runner}");
+    let bit = 1 << (sig - 1);
+    assert_ne!(
+        signal_mask(&runner, "SigIgn") & bit,
+        0,
+        "signal {sig} caught:\n{runner}"
+    );
     assert_eq!(status.code(), Some(0));
     assert_ne!(
-        signal_mask(&ws.read("ign"), "SigIgn") & hup,
+        signal_mask(&ws.read("ign"), "SigIgn") & bit,
         0,
-        "the command has SIGHUP back"
+        "the command has signal {sig} back"
     );
     assert!(
         ws.read("run.jsonl")

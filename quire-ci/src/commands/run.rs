@@ -192,7 +192,8 @@ fn execute(request: RunRequest, emitter: Rc<RefCell<Emitter>>, reporter: Rc<RefC
 /// First: ask the run to stop cleanly. Second SIGINT or SIGTERM: kill every
 /// command's process group and exit at once.
 struct StopSignals {
-    interrupt: tokio::signal::unix::Signal,
+    /// None when SIGINT was ignored at start (see `install`).
+    interrupt: Option<tokio::signal::unix::Signal>,
     terminate: tokio::signal::unix::Signal,
     /// None when SIGHUP was ignored at start (`nohup`): it stays ignored.
     hangup: Option<tokio::signal::unix::Signal>,
@@ -206,11 +207,14 @@ impl StopSignals {
         // and pipeline code holds the loop up (the load: without this, the
         // jobs would start before the task ran). Registered before tokio's
         // own action for the same signals, so it runs first.
-        // Run under `nohup`, quire-ci was meant to outlive its terminal:
-        // SIGHUP stays ignored, by the commands too (quire_core::ci::spawn).
+        // A signal the shell set to ignored stays ignored, by the commands
+        // too (quire_core::ci::spawn): SIGHUP under `nohup` (quire-ci was
+        // meant to outlive its terminal), SIGINT in a job a script put in
+        // the background (Ctrl-C at the terminal is not for it).
+        let interrupt = !ignored(libc::SIGINT);
         let hangup = !ignored(libc::SIGHUP);
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            if sig == libc::SIGHUP && !hangup {
+            if (sig == libc::SIGHUP && !hangup) || (sig == libc::SIGINT && !interrupt) {
                 continue;
             }
             let stop = stop.clone();
@@ -219,7 +223,7 @@ impl StopSignals {
             unsafe { signal_hook_registry::register(sig, move || stop.request(sig)) }.ok()?;
         }
         Some(StopSignals {
-            interrupt: signal(SignalKind::interrupt()).ok()?,
+            interrupt: interrupt.then(|| signal(SignalKind::interrupt())).transpose().ok()?,
             terminate: signal(SignalKind::terminate()).ok()?,
             hangup: hangup.then(|| signal(SignalKind::hangup())).transpose().ok()?,
         })
@@ -237,9 +241,9 @@ impl StopSignals {
         let mut received = false;
         loop {
             let signal = tokio::select! {
-                _ = interrupt.recv() => libc::SIGINT,
+                () = caught(&mut interrupt) => libc::SIGINT,
                 _ = terminate.recv() => libc::SIGTERM,
-                () = hung_up(&mut hangup) => libc::SIGHUP,
+                () = caught(&mut hangup) => libc::SIGHUP,
             };
             if received {
                 // A hang-up comes more than once: the shell passes the
@@ -279,11 +283,11 @@ impl StopSignals {
     }
 }
 
-/// The next SIGHUP; never, when it is not caught.
-async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
-    match hangup {
-        Some(hangup) => {
-            hangup.recv().await;
+/// The next of `signal`; never, when it is not caught.
+async fn caught(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
         }
         None => std::future::pending().await,
     }
