@@ -296,7 +296,8 @@ fn the_json_of_an_invalid_pipeline_lists_every_problem_in_line_order() {
                     "message": "job 'a': input 'nope' is neither a job nor a source",
                     "file": ".quire/ci.fnl",
                     "line": 2,
-                    "column": 3,
+                    // The inputs, `[:nope]`, not the whole `(ci.job ...)`.
+                    "column": 14,
                     "help": "inputs name jobs declared in the pipeline, or the source quire/push",
                 },
                 {
@@ -313,7 +314,7 @@ fn the_json_of_an_invalid_pipeline_lists_every_problem_in_line_order() {
     assert_eq!(run.stderr, ws.run(&["validate"]).stderr);
     run.assert_stderr_lines(&[
         "  × invalid pipeline: 2 errors",
-        "   ╭─[.quire/ci.fnl:2:3]",
+        "   ╭─[.quire/ci.fnl:2:14]",
         "   ╭─[.quire/ci.fnl:3:9]",
     ]);
 }

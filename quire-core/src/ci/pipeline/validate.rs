@@ -22,6 +22,8 @@ pub struct PipelineError {
 
 /// [`PipelineError::argument`] of a job's id.
 const ID: usize = 1;
+/// [`PipelineError::argument`] of a job's inputs.
+const INPUTS: usize = 2;
 /// [`PipelineError::argument`] of a job's run-fn.
 const RUN_FN: usize = 3;
 
@@ -162,7 +164,8 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
                     printable(input)
                 ),
                 &candidate.registration.location,
-            );
+            )
+            .on(INPUTS);
             let nearest = candidates
                 .iter()
                 .map(|c| c.id.as_str())
