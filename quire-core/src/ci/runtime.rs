@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::event::{Event, EventKind, RunOutcome, now_ms};
 use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES, printable};
-use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShRequest};
+use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShOutput, ShRequest};
 use super::schedule::Stop;
 use crate::secret::Redactor;
 
@@ -260,22 +260,12 @@ impl JobContext {
 /// `<prefix><n>.log`, the same path as joining `sh-<n>.log` to the directory
 /// the prefix was made from, in one allocation.
 fn log_path(prefix: &OsString, n: u32) -> PathBuf {
-    // The digits of `n`, from the last one.
-    let mut digits = [0u8; 10];
-    let mut start = digits.len();
-    let mut rest = n;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut path = Vec::with_capacity(prefix.len() + digits.len() - start + 4);
+    use std::io::Write;
+    // "4294967295.log" at most after the prefix.
+    let mut path = Vec::with_capacity(prefix.len() + 14);
     path.extend_from_slice(prefix.as_bytes());
-    path.extend_from_slice(&digits[start..]);
-    path.extend_from_slice(b".log");
+    // Writing to a Vec cannot fail.
+    let _ = write!(path, "{n}.log");
     PathBuf::from(OsString::from_vec(path))
 }
 
@@ -861,23 +851,26 @@ async fn sh(lua: &Lua, ctx: &Rc<JobContext>, mut request: ShRequest, allow_failu
         };
         return Err(ShFailure::Located(format!("command `{display}` {why}")));
     }
-    let result = (|| {
-        let result = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
-            sh_result(lua, output.exit_code, &display, Some((&output.stdout, &output.stderr)))?
-        } else {
-            let result = sh_result(lua, output.exit_code, &display, None)?;
-            result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
-            result
-        };
-        if output.stdout_truncated {
-            result.raw_set("stdout-truncated", true)?;
-        }
-        if output.stderr_truncated {
-            result.raw_set("stderr-truncated", true)?;
-        }
-        Ok(result)
-    })();
-    result.map_err(ShFailure::Error)
+    result_table(lua, output, &display).map_err(ShFailure::Error)
+}
+
+/// What `runtime.sh` returns for a command that ran: its code, its command
+/// line and its output (see [`sh_result`], [`captured_output`]).
+fn result_table(lua: &Lua, output: ShOutput, display: &str) -> mlua::Result<Table> {
+    let result = if output.stdout.len() + output.stderr.len() <= LAZY_CAPTURE {
+        sh_result(lua, output.exit_code, display, Some((&output.stdout, &output.stderr)))?
+    } else {
+        let result = sh_result(lua, output.exit_code, display, None)?;
+        result.set_metatable(Some(captured_output(lua, output.stdout, output.stderr)?))?;
+        result
+    };
+    if output.stdout_truncated {
+        result.raw_set("stdout-truncated", true)?;
+    }
+    if output.stderr_truncated {
+        result.raw_set("stderr-truncated", true)?;
+    }
+    Ok(result)
 }
 
 #[cfg(test)]
