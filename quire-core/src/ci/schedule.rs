@@ -303,14 +303,15 @@ fn start_job(
     run.emitter
         .borrow_mut()
         .wire(EventKind::JobStarted { job_id: job.id.clone() });
+    let name: Rc<str> = job.id.as_str().into();
     let driver = Driver {
         thread: thread.clone(),
-        name: job.id.as_str().into(),
+        name: name.clone(),
         printer: sandbox.printer(),
         runtime_global: runtime_global.clone(),
         runtime,
         meter: sandbox.meter().clone(),
-        budget: sandbox.meter().budget(BudgetOwner::Job(job.id.as_str().into())),
+        budget: sandbox.meter().budget(BudgetOwner::Job(name)),
     };
     let driven = drive(driver, lua.clone(), ctx.clone());
     let printer = sandbox.printer();
