@@ -263,12 +263,12 @@ fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     };
     // SAFETY: one iovec over a buffer we own; offset -1 reads at the file's
     // position, as a pipe must be read.
-    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    read_result(unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) })
+}
+
+/// A read's return value: the bytes read, or the error it set.
+fn read_result(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// Read what a pipe from [`spawn`] holds right now, without ever waiting:
@@ -278,12 +278,7 @@ pub(crate) fn read_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> 
         return read_nowait(fd, buf);
     }
     // SAFETY: reading into a buffer we own; the read end is non-blocking (see `pipe`).
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    read_result(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// Everything the child reads, prepared by the parent: the child may not allocate.
