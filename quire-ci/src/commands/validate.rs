@@ -33,8 +33,7 @@ pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
         Err(err) => {
             let code = if err.is_setup() { exit::USAGE } else { exit::FAILED };
             if json_output {
-                let file = load::pipeline_path(&workspace)
-                    .map(|path| path.strip_prefix(&workspace).unwrap_or(&path).display().to_string());
+                let file = load::pipeline_path(&workspace).map(|path| load::shown_path(&workspace, &path));
                 crate::output(&failure_json(file.as_deref(), &err.problems()));
             }
             report_error(err);

@@ -215,7 +215,7 @@ pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, Lo
     let path = pipeline_path(workspace).ok_or_else(|| LoadFailure::NoPipeline {
         workspace: workspace.to_path_buf(),
     })?;
-    let file = path.strip_prefix(workspace).unwrap_or(&path).display().to_string();
+    let file = shown_path(workspace, &path);
 
     let sandbox = Sandbox::new(SandboxOptions {
         module_dir: Some(quire_dir),
@@ -284,6 +284,11 @@ pub fn pipeline_path(workspace: &Path) -> Option<PathBuf> {
         .iter()
         .map(|name| workspace.join(".quire").join(name))
         .find(|p| p.is_file())
+}
+
+/// How a file of the workspace is named to the user: relative to the workspace.
+pub fn shown_path(workspace: &Path, path: &Path) -> String {
+    path.strip_prefix(workspace).unwrap_or(path).display().to_string()
 }
 
 fn lua_failure(err: mlua::Error, workspace: &Path) -> LoadFailure {
