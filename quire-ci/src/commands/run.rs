@@ -213,8 +213,8 @@ impl StopSignals {
         // the background (Ctrl-C at the terminal is not for it).
         let interrupt = !ignored(libc::SIGINT);
         let hangup = !ignored(libc::SIGHUP);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            if (sig == libc::SIGHUP && !hangup) || (sig == libc::SIGINT && !interrupt) {
+        for (sig, caught) in [(libc::SIGINT, interrupt), (libc::SIGTERM, true), (libc::SIGHUP, hangup)] {
+            if !caught {
                 continue;
             }
             let stop = stop.clone();
