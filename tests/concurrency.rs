@@ -47,6 +47,37 @@ fn independent_jobs_run_at_once() {
     assert!(last_start < first_end, "{intervals:?}");
 }
 
+/// Exits come in as SIGCHLD, which names no child and coalesces: a command
+/// must see its own exit even when the signal was taken by another job
+/// waiting at the same time, or when several exits arrive as one signal.
+#[test]
+fn commands_of_parallel_jobs_all_see_their_exits() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :slow [:quire/push] (fn [runtime] (for [_ 1 5] (runtime.sh "sleep 0.2"))))
+(each [_ name (ipairs [:a :b :c :d :e :f :g])]
+  (ci.job name [:quire/push] (fn [runtime] (for [_ 1 60] (runtime.sh "true")))))
+"#,
+    );
+    let run = ws.run_events_within(Duration::from_secs(60), &["-j", "8"]);
+    run.assert_code(0);
+    let events = run.events();
+    let finished = |job: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "sh_finished" && e["job_id"] == job && e["exit_code"] == 0)
+            .count()
+    };
+    assert_eq!(finished("slow"), 5);
+    for job in ["a", "b", "c", "d", "e", "f", "g"] {
+        assert_eq!(finished(job), 60, "{job}");
+    }
+    // The slow job's commands overlapped the quick ones: their exits competed.
+    let (slow_start, _) = sh_interval(&events, "slow");
+    let (_, quick_end) = sh_interval(&events, "g");
+    assert!(slow_start < quick_end, "{slow_start} {quick_end}");
+}
+
 #[test]
 fn with_one_slot_ready_jobs_run_one_by_one_in_declaration_order() {
     let ws = Workspace::lua(

@@ -59,6 +59,9 @@ fn duplicate_secret(secrets: &[SecretSpec]) -> Option<SetupError> {
 }
 
 pub fn run(workspace: &Path, args: &RunArgs) -> u8 {
+    // First, while this is the only thread: commands' exits are then read
+    // from a signalfd. Should it fail, tokio's SIGCHLD handler does instead.
+    let _ = quire_core::ci::exits::block_sigchld();
     // A mistake in the flags, like one clap finds: nothing runs, nothing is recorded.
     if let Some(error) = duplicate_secret(&args.secrets) {
         report_error(error);

@@ -3,6 +3,7 @@
 
 pub mod cri;
 pub mod event;
+pub mod exits;
 pub mod load;
 pub mod pipeline;
 pub mod process;

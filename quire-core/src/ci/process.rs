@@ -21,17 +21,15 @@ use std::thread::LocalKey;
 use std::time::Duration;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::task::{Context, Waker};
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, Interest};
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use super::cri::OutputStream;
 use super::cri::{self, LineSplitter};
+use super::exits::ExitWatch;
 use super::spawn::{self, Program};
 use super::watchdog;
 use crate::secret::{Redactor, StreamRedactor};
@@ -302,7 +300,7 @@ pub async fn run_with_capture_limit(
             // (unless it has just exited: the reap reads them, on this turn),
             // is being stopped, or has exited leaving one open.
             let needed = match phase {
-                Phase::Running => outlived && !child.has_exited(),
+                Phase::Running => outlived && !child.may_have_exited(),
                 Phase::Terminating | Phase::Killed | Phase::Draining => true,
             };
             if !watched && needed && (out.open || err.open) {
@@ -474,28 +472,20 @@ fn spawn(req: &ShRequest) -> io::Result<(Child, GroupKill, [ReadEnd; 2])> {
         CommandLine::Shell(script) => Program::shell(script, &req.env)?,
         CommandLine::Argv(words) => Program::argv(words, &req.env)?,
     };
+    let exits = ExitWatch::new()?;
     let spawned = list_group_of(|slot| spawn::spawn(&program, &req.cwd, slot))?;
     // The child leads its own process group: the group id is its pid. From
-    // here on, dropping `group` kills it and unlists it.
+    // here on, dropping `group` kills it and unlists it, and dropping `child`
+    // kills and reaps the process.
     let group = GroupKill {
         pgid: Some(spawned.pid),
     };
-    let mut child = Child {
+    let child = Child {
         pid: spawned.pid,
         writers: Some(spawned.writers),
-        exit: None,
-        sigchld: None,
+        exits,
         reaped: false,
     };
-    // Dropping `child` from here on kills and reaps the process.
-    match spawned.pidfd {
-        Some(pidfd) => {
-            // SAFETY: an OwnedFd stays open and keeps its descriptor for as long as the AsyncFd owns it.
-            let exit = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
-            child.exit = Some(exit.map_err(io::Error::from)?);
-        }
-        None => child.sigchld = Some(signal(SignalKind::child())?),
-    }
     let pipes = [ReadEnd::Direct(spawned.stdout), ReadEnd::Direct(spawned.stderr)];
     Ok((child, group, pipes))
 }
@@ -551,49 +541,23 @@ struct Child {
     pid: libc::pid_t,
     /// Closed once the process is reaped (see [`spawn::Spawned::writers`]).
     writers: Option<[OwnedFd; 2]>,
-    /// The pidfd, readable once the process has exited.
-    exit: Option<AsyncFd<OwnedFd>>,
-    /// Without a pidfd (Linux before 5.2): every SIGCHLD is a hint to try again.
-    sigchld: Option<tokio::signal::unix::Signal>,
+    exits: ExitWatch,
     reaped: bool,
 }
 
 impl Child {
-    /// Whether the reactor has seen the process exit (its pidfd readable),
-    /// asked without a system call. False without a pidfd: it cannot tell.
-    fn has_exited(&self) -> bool {
-        let Some(exit) = &self.exit else {
-            return false;
-        };
-        let mut cx = Context::from_waker(Waker::noop());
-        exit.poll_read_ready(&mut cx).is_ready()
+    /// Whether the process may have exited, asked without a system call.
+    fn may_have_exited(&self) -> bool {
+        self.exits.may_have_exited()
     }
 
     /// Wait for the exit. Cancel-safe: the select loop in `run` polls a new one each turn.
     async fn wait(&mut self) -> io::Result<ExitStatus> {
-        loop {
-            // Only ask the kernel once the pidfd says so (or a SIGCHLD came).
-            let ready = match (&self.exit, &mut self.sigchld) {
-                (Some(exit), _) => Some(exit.readable().await?),
-                (None, Some(sigchld)) => {
-                    sigchld.recv().await;
-                    None
-                }
-                (None, None) => None,
-            };
-            let reaped = spawn::try_reap(self.pid);
-            if !matches!(reaped, Ok(None)) {
-                // Exited (or gone): the pipes may now end, once what the process left behind is read.
-                self.writers = None;
-            }
-            if let Some(status) = reaped? {
-                self.reaped = true;
-                return Ok(ExitStatus::from_raw(status));
-            }
-            if let Some(mut ready) = ready {
-                ready.clear_ready();
-            }
-        }
+        let reaped = self.exits.reap(self.pid).await;
+        // Exited (or gone): the pipes may now end, once what the process left behind is read.
+        self.writers = None;
+        self.reaped = reaped.is_ok();
+        reaped.map(ExitStatus::from_raw)
     }
 }
 

@@ -32,8 +32,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub pid: libc::pid_t,
-    /// Readable once the child has exited. None on kernels before 5.2.
-    pub pidfd: Option<OwnedFd>,
     /// Read ends, close-on-exec. Blocking where pipes honour `RWF_NOWAIT`:
     /// read them with [`read_now`], or make them non-blocking first.
     pub stdout: OwnedFd,
@@ -170,7 +168,8 @@ fn runner_pid() -> libc::pid_t {
 /// runner's handlers are installed before its first command (std's at start,
 /// the run's SIGINT/SIGTERM/SIGHUP watch before any job) and never removed,
 /// so the mask is computed once, at the first spawn. SIGCHLD is always in it:
-/// the fallback for kernels without pidfds installs its handler later.
+/// where the runner learns of exits through a handler (`exits`), that
+/// handler must not run in a child either, whenever it was installed.
 fn signals_to_reset() -> u64 {
     static MASK: OnceLock<u64> = OnceLock::new();
     *MASK.get_or_init(|| handled_signals() | 1 << (libc::SIGCHLD - 1))
@@ -361,7 +360,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static A
         error: 0,
     };
 
-    let (pid, pidfd) = STACK.with(|stack| {
+    let pid = STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
         let stack = stack.get_or_insert_with(|| vec![0; STACK_WORDS].into_boxed_slice());
         // SAFETY: the stack is ours for the duration (the thread is suspended
@@ -379,7 +378,6 @@ pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static A
     }
     Ok(Spawned {
         pid,
-        pidfd,
         stdout,
         stderr,
         writers: [stdout_w, stderr_w],
@@ -390,7 +388,7 @@ pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static A
 ///
 /// # Safety
 /// `args` must point into memory that stays valid until this returns; `stack` is the child's stack.
-unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u128]) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u128]) -> io::Result<libc::pid_t> {
     // SAFETY: sigset_t is plain data; the calls only fill in and apply masks.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -399,27 +397,13 @@ unsafe fn clone_child(args: &mut ChildArgs, stack: &mut [u128]) -> io::Result<(l
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let top = stack.as_mut_ptr().add(stack.len()).cast::<c_void>();
         let arg = ptr::from_mut(args).cast::<c_void>();
-        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-        let mut pidfd: c_int = -1;
-        let mut pid = libc::clone(
-            child_main,
-            top,
-            flags | libc::CLONE_PIDFD,
-            arg,
-            &mut pidfd as *mut c_int,
-        );
-        let mut err = io::Error::last_os_error();
-        if pid < 0 && err.raw_os_error() == Some(libc::EINVAL) {
-            // A kernel before 5.2: no CLONE_PIDFD.
-            pidfd = -1;
-            pid = libc::clone(child_main, top, flags, arg);
-            err = io::Error::last_os_error();
-        }
+        let pid = libc::clone(child_main, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg);
+        let err = io::Error::last_os_error();
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
         if pid < 0 {
             return Err(err);
         }
-        Ok((pid, (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd))))
+        Ok(pid)
     }
 }
 
