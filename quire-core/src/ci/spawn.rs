@@ -18,6 +18,7 @@
 //! sets one), and a file that is not an executable format is run by /bin/sh,
 //! as execvp does.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
 use std::io;
@@ -45,8 +46,9 @@ pub(crate) struct Spawned {
 /// What to exec: candidates tried in order, then the argv and environment.
 pub(crate) struct Program {
     /// `/bin/sh` for a shell command; the program, or each PATH candidate, for an argv.
-    candidates: Vec<CString>,
-    argv: Vec<CString>,
+    /// (Borrowed where constant: a shell command allocates only its script.)
+    candidates: Vec<Cow<'static, CStr>>,
+    argv: Vec<Cow<'static, CStr>>,
     /// Variables to set on top of the runner's environment (None: inherit it as is).
     env: Option<Vec<CString>>,
     /// A program that is not an executable format is run by /bin/sh (execvp does this).
@@ -64,8 +66,12 @@ impl Program {
     /// `/bin/sh -c script`.
     pub fn shell(script: &str, env: &[(String, String)]) -> io::Result<Program> {
         Ok(Program {
-            candidates: vec![SHELL.to_owned()],
-            argv: vec![SHELL.to_owned(), c"-c".to_owned(), cstring(script.as_bytes())?],
+            candidates: vec![Cow::Borrowed(SHELL)],
+            argv: vec![
+                Cow::Borrowed(SHELL),
+                Cow::Borrowed(c"-c"),
+                Cow::Owned(cstring(script.as_bytes())?),
+            ],
             env: environment(env)?,
             script_fallback: false,
         })
@@ -78,10 +84,10 @@ impl Program {
         };
         let argv = words
             .iter()
-            .map(|w| cstring(w.as_bytes()))
+            .map(|w| cstring(w.as_bytes()).map(Cow::Owned))
             .collect::<io::Result<Vec<_>>>()?;
         let candidates = if program.contains('/') {
-            vec![cstring(program.as_bytes())?]
+            vec![Cow::Owned(cstring(program.as_bytes())?)]
         } else if program.is_empty() {
             Vec::new() // execvp("") fails with ENOENT
         } else {
@@ -101,7 +107,7 @@ impl Program {
                 full.extend_from_slice(dir);
                 full.push(b'/');
                 full.extend_from_slice(program.as_bytes());
-                candidates.push(cstring(&full)?);
+                candidates.push(Cow::Owned(cstring(&full)?));
             }
             candidates
         };
@@ -331,19 +337,18 @@ pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static A
     let (stdout, stdout_w) = pipe()?;
     let (stderr, stderr_w) = pipe()?;
 
-    let pointers = |v: &[CString]| -> Vec<*const c_char> {
-        v.iter()
-            .map(|s| s.as_ptr())
-            .chain(std::iter::once(ptr::null()))
-            .collect()
+    let env_pointers = program.env.as_deref().map(null_terminated);
+    let script_argv = if program.script_fallback {
+        let mut script_argv = vec![SHELL.as_ptr(), ptr::null()];
+        script_argv.extend(program.argv.iter().skip(1).map(|s| s.as_ptr()));
+        script_argv.push(ptr::null());
+        script_argv
+    } else {
+        Vec::new()
     };
-    let env_pointers = program.env.as_deref().map(pointers);
-    let mut script_argv = vec![SHELL.as_ptr(), ptr::null()];
-    script_argv.extend(program.argv.iter().skip(1).map(|s| s.as_ptr()));
-    script_argv.push(ptr::null());
     let mut args = ChildArgs {
         candidates: program.candidates.iter().map(|s| s.as_ptr()).collect(),
-        argv: pointers(&program.argv),
+        argv: null_terminated(&program.argv),
         script_argv,
         script_fallback: program.script_fallback,
         // SAFETY: reading the pointer; the runner never changes its environment
@@ -382,6 +387,14 @@ pub(crate) fn spawn(program: &Program, cwd: &Path, group_slot: Option<&'static A
         stderr,
         writers: [stdout_w, stderr_w],
     })
+}
+
+/// The strings' pointers and a null after them, as exec takes them.
+fn null_terminated<S: std::ops::Deref<Target = CStr>>(strings: &[S]) -> Vec<*const c_char> {
+    let mut pointers = Vec::with_capacity(strings.len() + 1);
+    pointers.extend(strings.iter().map(|s| s.as_ptr()));
+    pointers.push(ptr::null());
+    pointers
 }
 
 /// clone with the signals blocked, so no handler of the runner's can run on the child.
