@@ -51,6 +51,11 @@ pub fn block_sigchld() -> io::Result<()> {
     Ok(())
 }
 
+/// Whether [`block_sigchld`] has blocked SIGCHLD.
+pub(crate) fn sigchld_blocked() -> bool {
+    BLOCKED.load(Ordering::Relaxed)
+}
+
 /// Watches for one command's exit. Made before the command starts, so that
 /// no SIGCHLD of its can come unseen.
 pub(crate) enum ExitWatch {
@@ -64,7 +69,7 @@ pub(crate) enum ExitWatch {
 
 impl ExitWatch {
     pub(crate) fn new() -> io::Result<Self> {
-        if !BLOCKED.load(Ordering::Relaxed) {
+        if !sigchld_blocked() {
             return Ok(ExitWatch::Handler(signal(SignalKind::child())?));
         }
         let fd = SignalFd::for_this_runtime()?;

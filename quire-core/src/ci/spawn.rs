@@ -29,6 +29,8 @@ use std::ptr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::exits;
+
 /// A child that has exec'd (or is about to): reap it with `waitpid(pid)`.
 #[derive(Debug)]
 pub(crate) struct Spawned {
@@ -173,12 +175,20 @@ fn runner_pid() -> libc::pid_t {
 /// about 13 µs while the runner waits for the exec, on every command. The
 /// runner's handlers are installed before its first command (std's at start,
 /// the run's SIGINT/SIGTERM/SIGHUP watch before any job) and never removed,
-/// so the mask is computed once, at the first spawn. SIGCHLD is always in it:
-/// where the runner learns of exits through a handler (`exits`), that
-/// handler must not run in a child either, whenever it was installed.
+/// so the mask is computed once, at the first spawn. SIGCHLD is in it unless
+/// the runner blocks it and reads it from a signalfd (`exits`): otherwise the
+/// runner learns of exits through a handler, which must not run in a child
+/// either, whenever it was installed.
 fn signals_to_reset() -> u64 {
     static MASK: OnceLock<u64> = OnceLock::new();
-    *MASK.get_or_init(|| handled_signals() | 1 << (libc::SIGCHLD - 1))
+    *MASK.get_or_init(|| {
+        let sigchld = if exits::sigchld_blocked() {
+            0
+        } else {
+            1 << (libc::SIGCHLD - 1)
+        };
+        handled_signals() | sigchld
+    })
 }
 
 /// The mask of signals with a handler, and SIGPIPE if it is ignored.
