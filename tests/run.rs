@@ -55,6 +55,19 @@ fn two_jobs_with_a_failing_command_give_the_exact_stream_and_logs() {
     assert!(run.stderr.contains(".quire/ci.lua:9:"), "{}", run.stderr);
 }
 
+/// The runner blocks SIGCHLD (it reads it from a signalfd); its commands
+/// must not inherit that, or a program waiting for its own children by
+/// SIGCHLD would never hear of them. (An argv, not `sh`, which clears its
+/// mask itself.)
+#[test]
+fn commands_start_with_no_signal_blocked() {
+    let ws = Workspace::lua(
+        "local ci = require('quire.ci')\nci.job('x', {'quire/push'}, function(rt) rt.sh({'grep', 'SigBlk', '/proc/self/status'}) end)\n",
+    );
+    ws.run_events(&[]).assert_code(0);
+    assert_eq!(cri_lines(&ws.log("x", 1)), vec!["stdout F SigBlk:\t0000000000000000"]);
+}
+
 #[test]
 fn descendants_of_a_failed_job_are_skipped_and_independent_branches_run() {
     let ws = Workspace::lua(
