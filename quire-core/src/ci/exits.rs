@@ -77,9 +77,9 @@ impl ExitWatch {
         Ok(ExitWatch::Signalfd { fd, seen })
     }
 
-    /// Whether a SIGCHLD has come that this command has not looked into, asked
-    /// without a system call. Maybe another command's; never false after
-    /// this one's exit, except through tokio's handler, which cannot tell.
+    /// Whether a SIGCHLD has come (as far as the reactor has seen) that this
+    /// command has not looked into, asked without a system call: maybe
+    /// another command's. Always false through tokio's handler, which cannot tell.
     pub(crate) fn may_have_exited(&self) -> bool {
         match self {
             ExitWatch::Signalfd { fd, seen } => {
