@@ -37,18 +37,25 @@ static BLOCKED: AtomicBool = AtomicBool::new(false);
 /// SIGCHLD could take the signal, whose default is to drop it. Children
 /// unblock every signal before their exec (`spawn`).
 pub fn block_sigchld() -> io::Result<()> {
-    // SAFETY: sigset_t is plain data; the calls fill it in and apply it to this thread.
-    let blocked = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
-    };
+    let set = sigchld_set();
+    // SAFETY: applies a filled-in set to this thread's mask.
+    let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if blocked != 0 {
         return Err(io::Error::from_raw_os_error(blocked));
     }
     BLOCKED.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// The set holding SIGCHLD alone.
+fn sigchld_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the calls only fill it in.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        set
+    }
 }
 
 /// Whether [`block_sigchld`] has blocked SIGCHLD.
@@ -147,13 +154,9 @@ impl SignalFd {
     }
 
     fn open(runtime: tokio::runtime::Id) -> io::Result<SignalFd> {
-        // SAFETY: sigset_t is plain data; signalfd returns a new descriptor or -1.
-        let raw = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
-        };
+        let set = sigchld_set();
+        // SAFETY: signalfd returns a new descriptor or -1.
+        let raw = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -209,10 +212,8 @@ mod tests {
             .stdout(Stdio::null());
         // SAFETY: only sigprocmask between fork and exec. The mask survives the exec.
         unsafe {
-            rerun.pre_exec(|| {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGCHLD);
+            let set = sigchld_set();
+            rerun.pre_exec(move || {
                 libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
                 Ok(())
             });
