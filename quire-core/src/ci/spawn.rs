@@ -573,6 +573,16 @@ mod tests {
         assert_eq!(read_now(read.as_fd(), &mut buf).unwrap(), 2);
         assert_eq!(&buf[..2], b"hi");
         drop(write);
+        // Another test's child may hold a copy of the write end between its
+        // clone and its exec (the pipe is close-on-exec), so end of file can
+        // come a moment after the drop: wait for the hang-up, then read it.
+        let mut hangup = libc::pollfd {
+            fd: read.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own; the timeout only bounds a broken test.
+        assert_eq!(unsafe { libc::poll(&mut hangup, 1, 10_000) }, 1, "hang-up within 10 s");
         assert_eq!(read_now(read.as_fd(), &mut buf).unwrap(), 0, "end of file");
     }
 
