@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: fixture workspaces and running the built binary.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -118,9 +119,24 @@ impl Workspace {
     }
 }
 
+/// The built binary, with the stop signals it catches at their defaults.
+///
+/// quire-ci keeps a signal ignored if it was ignored at start (`nohup`), and
+/// a shell without job control starts `cargo test &` with SIGINT ignored:
+/// the signal tests would then test that instead. Tests of the ignored case
+/// add their own `pre_exec`, which runs after this one.
 pub fn quire_ci() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire-ci"));
     cmd.stdin(Stdio::null()).env_remove("NO_COLOR").env("NO_COLOR", "1");
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 
