@@ -426,3 +426,45 @@ fn text_and_dot_print_nothing_on_stdout_for_an_invalid_pipeline() {
         run.assert_stderr_lines(&["  × job 'a': input 'nope' is neither a job nor a source"]);
     }
 }
+
+#[test]
+fn each_problem_is_shown_on_its_own_and_the_count_last() {
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job :build [:quire/push] (fn [] nil))\n(ci.job :build [:quire/push] (fn [] nil))\n(ci.job :test [:biuld] (fn [] nil))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    // As a terminal shows them, most recent last: no bare `Error:` lines,
+    // no problem after the summary.
+    assert_eq!(
+        run.stderr,
+        "  × duplicate job 'build' (first declared at .quire/ci.fnl:2)
+   ╭─[.quire/ci.fnl:3:1]
+ 2 │ (ci.job :build [:quire/push] (fn [] nil))
+ 3 │ (ci.job :build [:quire/push] (fn [] nil))
+   · ─────────────────────────────────────────
+ 4 │ (ci.job :test [:biuld] (fn [] nil))
+   ╰────
+
+  × job 'test': input 'biuld' is neither a job nor a source
+   ╭─[.quire/ci.fnl:4:15]
+ 3 │ (ci.job :build [:quire/push] (fn [] nil))
+ 4 │ (ci.job :test [:biuld] (fn [] nil))
+   ·               ────────
+   ╰────
+  help: did you mean 'build'?
+
+quire::invalid_pipeline
+
+  × invalid pipeline: 2 errors
+
+"
+    );
+    // A run refuses the pipeline with the same report, which its record
+    // carries too.
+    let refused = ws.run(&["run"]);
+    refused.assert_code(1);
+    assert_eq!(refused.stderr, format!("{}\nrun failed\n", run.stderr.trim_end()));
+    let events = ws.run(&["run", "--events", "stdout"]).events();
+    assert_eq!(events[0]["error"].as_str(), Some(run.stderr.trim_end()));
+}

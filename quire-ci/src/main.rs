@@ -6,11 +6,13 @@ mod commands;
 mod reporter;
 mod sink;
 
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use miette::Diagnostic;
 
 use cli::{Cli, Command};
 
@@ -23,12 +25,6 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    // Wrap diagnostics to the width of a terminal; never wrap them into a log or a pipe,
-    // where a message split over lines is harder to search.
-    let on_terminal = std::io::stderr().is_terminal();
-    let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(miette::MietteHandlerOpts::new().wrap_lines(on_terminal).build())
-    }));
     let cli = Cli::parse();
     let workspace = cli.workspace.unwrap_or_else(|| PathBuf::from("."));
     let code = match cli.command {
@@ -42,9 +38,26 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Show an error on stderr the way every quire-ci error looks.
-pub fn report_error(diagnostic: impl miette::Diagnostic + Send + Sync + 'static) {
-    say(&format!("{:?}", miette::Report::new(diagnostic)));
+/// Show an error on stderr the way every quire-ci error looks: in the
+/// parts and order of `run_finished.error`, in colour where stderr takes it.
+pub fn report_error(diagnostic: impl Diagnostic) {
+    // Wrap to the width of a terminal; never wrap into a log or a pipe, where
+    // a message split over lines is harder to search.
+    let handler = miette::MietteHandlerOpts::new()
+        .wrap_lines(std::io::stderr().is_terminal())
+        .build();
+    for part in quire_core::diagnostic::parts(&diagnostic) {
+        say(&format!("{:?}", Rendered(&handler, &part)));
+    }
+}
+
+/// A diagnostic as `handler` draws it.
+struct Rendered<'a>(&'a miette::MietteHandler, &'a dyn Diagnostic);
+
+impl fmt::Debug for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        miette::ReportHandler::debug(self.0, self.1, f)
+    }
 }
 
 /// A line for the person on stderr. A closed stderr is not worth dying for

@@ -4,6 +4,7 @@
 //! scheduler -> runtime events -> wire events -> sinks.
 
 pub mod ci;
+pub mod diagnostic;
 pub mod fennel;
 pub mod lua;
 pub mod secret;

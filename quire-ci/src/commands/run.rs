@@ -8,9 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use quire_core::ci::event::RunOutcome;
-use quire_core::ci::run::{self, RunRequest, SecretSpec, render_plain};
+use quire_core::ci::run::{self, RunRequest, SecretSpec};
 use quire_core::ci::runtime::{Emitter, Observer};
 use quire_core::ci::schedule::Stop;
+use quire_core::diagnostic::render_plain;
 use quire_core::secret::Redactor;
 use tokio::sync::Notify;
 

@@ -8,9 +8,11 @@ use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
+use miette::Diagnostic;
 use mlua::{Lua, Table};
 use tokio::sync::watch;
+
+use crate::diagnostic::render_plain;
 
 use super::event::{EventKind, JobOutcome, RunOutcome};
 use super::load::{self, LoadOptions};
@@ -122,17 +124,6 @@ impl RunEnd {
             RunEnd::Interrupted(signal) => 128 + signal,
         }
     }
-}
-
-/// Render a diagnostic as plain text (no colour), the way `run_finished.error` carries it.
-pub fn render_plain(diagnostic: &dyn Diagnostic) -> String {
-    let mut out = String::new();
-    // No wrapping: the text is a record, read by tools and at any width.
-    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_wrap_lines(false);
-    if handler.render_report(&mut out, diagnostic).is_err() {
-        out = diagnostic.to_string();
-    }
-    out.trim_end().to_string()
 }
 
 #[derive(Debug, thiserror::Error, Diagnostic)]

@@ -150,7 +150,7 @@ impl Emitter {
                     error: error.clone(),
                 },
                 Some(failure) => {
-                    let failure = redactor.redact_str(&super::run::render_plain(failure));
+                    let failure = redactor.redact_str(&crate::diagnostic::render_plain(failure));
                     EventKind::RunFinished {
                         outcome: RunOutcome::Failed,
                         error: Some(match &error {
