@@ -139,7 +139,18 @@ enum SecretError {
         /// In the message, not a `source`: miette would print it a second time.
         error: std::io::Error,
     },
+    #[error("secret {name}: {} holds more than {} bytes, more than any token or key", .path.display(), MAX_SECRET_BYTES)]
+    #[diagnostic(
+        code(quire::secret),
+        help("give --secret NAME=file:PATH the file holding only the secret")
+    )]
+    TooLarge { name: String, path: PathBuf },
 }
+
+/// The most a `file:` secret may hold. A secret is a token or a key; without
+/// a bound, `--secret KEY=file:/dev/zero` (or a log given by mistake) would
+/// be read until memory ran out.
+pub const MAX_SECRET_BYTES: u64 = 1024 * 1024;
 
 fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, SecretError> {
     let mut secrets = BTreeMap::new();
@@ -155,11 +166,17 @@ fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, Secre
                 }
             },
             SecretSource::File(path) => {
-                let mut bytes = std::fs::read(path).map_err(|error| SecretError::Unreadable {
+                let mut bytes = read_bounded(path, MAX_SECRET_BYTES).map_err(|error| SecretError::Unreadable {
                     name: spec.name.clone(),
                     path: path.clone(),
                     error,
                 })?;
+                if bytes.len() as u64 > MAX_SECRET_BYTES {
+                    return Err(SecretError::TooLarge {
+                        name: spec.name.clone(),
+                        path: path.clone(),
+                    });
+                }
                 // Files written by editors and `echo` end in a newline that is not part of the secret.
                 if bytes.ends_with(b"\n") {
                     bytes.pop();
@@ -173,6 +190,15 @@ fn read_secrets(specs: &[SecretSpec]) -> Result<BTreeMap<String, Vec<u8>>, Secre
         secrets.insert(spec.name.clone(), value);
     }
     Ok(secrets)
+}
+
+/// The file's bytes, or its first `limit + 1` when it holds more (a pipe,
+/// a device, a file still growing).
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Run the pipeline of `request.workspace`, reporting to `emitter`, until
@@ -396,5 +422,29 @@ mod tests {
         for spec in ["TOKEN=env:GH_TOKEN", "key=file:./k.txt"] {
             assert_eq!(spec.parse::<SecretSpec>().unwrap().to_string(), spec);
         }
+    }
+
+    #[test]
+    fn a_secret_file_is_read_up_to_its_bound_and_refused_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |file: &str| SecretSpec {
+            name: "KEY".into(),
+            source: SecretSource::File(dir.path().join(file)),
+        };
+        let at_bound = vec![b'k'; MAX_SECRET_BYTES as usize];
+        std::fs::write(dir.path().join("key"), &at_bound).unwrap();
+        assert_eq!(read_secrets(&[spec("key")]).unwrap()["KEY"], at_bound);
+
+        std::fs::write(dir.path().join("big"), vec![b'k'; MAX_SECRET_BYTES as usize + 1]).unwrap();
+        let err = read_secrets(&[spec("big")]).unwrap_err();
+        assert!(matches!(err, SecretError::TooLarge { .. }), "{err:?}");
+        assert!(err.to_string().contains("holds more than 1048576 bytes"), "{err}");
+
+        // A device that never ends is refused too, after reading past the bound only.
+        let zero = SecretSpec {
+            name: "KEY".into(),
+            source: SecretSource::File("/dev/zero".into()),
+        };
+        assert!(matches!(read_secrets(&[zero]), Err(SecretError::TooLarge { .. })));
     }
 }
