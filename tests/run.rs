@@ -107,6 +107,33 @@ ci.job("check", {"after"}, function(rt) if not rt.jobs("after").seen then error(
 }
 
 #[test]
+fn registering_from_a_run_fn_fails_the_job_instead_of_doing_nothing() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :a [:quire/push] (fn [] (ci.job :late [:a] (fn [r] (r.sh "touch late")))))
+(ci.job :b [:quire/push] (fn [] (ci.image "rust:1.80")))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    let lines = run.event_lines();
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"a","outcome":"failed"}"#.to_string()));
+    assert!(lines.contains(&r#"{"type":"job_finished","job_id":"b","outcome":"failed"}"#.to_string()));
+    assert!(!ws.path().join("late").exists());
+    for (job, line, function) in [("a", 2, "job"), ("b", 3, "image")] {
+        let expected = format!(
+            "{job} | failed in <t>: .quire/ci.fnl:{line}: ci.{function} is called from a job's run-fn, \
+             after the pipeline was loaded: it would change nothing; call it from the top level of the pipeline"
+        );
+        assert!(
+            common::mask_durations(&run.stderr).lines().any(|l| l == expected),
+            "{expected:?} missing from\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn stdout_carries_only_the_event_stream() {
     let ws = Workspace::lua(
         r#"

@@ -252,6 +252,7 @@ pub fn load(workspace: &Path, options: LoadOptions) -> Result<LoadedPipeline, Lo
             Some(fennel) => LoadFailure::Fennel(Box::new(fennel.clone())),
             None => source_failure(failure.message, workspace),
         })?;
+    registry.borrow_mut().closed = true;
 
     let pipeline = pipeline::validate(&registry.borrow()).map_err(|errors| {
         LoadFailure::Invalid(

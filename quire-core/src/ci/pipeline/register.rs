@@ -33,6 +33,23 @@ pub struct ImageRegistration {
 pub struct Registry {
     pub jobs: Vec<JobRegistration>,
     pub images: Vec<ImageRegistration>,
+    /// The top-level code has run: the pipeline is what it registered, and
+    /// a registration now (from a run-fn) would change nothing, so it raises.
+    pub closed: bool,
+}
+
+impl Registry {
+    /// An error for `ci.<function>` called after the pipeline loaded, if it was.
+    fn refuse_late(&self, lua: &Lua, function: &str) -> mlua::Result<()> {
+        if !self.closed {
+            return Ok(());
+        }
+        let at = caller_location(lua).map(|l| format!("{l}: ")).unwrap_or_default();
+        Err(mlua::Error::runtime(format!(
+            "{at}ci.{function} is called from a job's run-fn, after the pipeline was loaded: \
+             it would change nothing; call it from the top level of the pipeline"
+        )))
+    }
 }
 
 /// The id of the job `ci.mirror` registers.
@@ -57,6 +74,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
     module.set(
         "job",
         lua.create_function(move |lua, (id, inputs, run_fn): (Value, Value, Value)| {
+            jobs.borrow().refuse_late(lua, "job")?;
             let location = caller_location(lua);
             jobs.borrow_mut().jobs.push(JobRegistration {
                 id,
@@ -73,6 +91,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
     module.set(
         "mirror",
         lua.create_function(move |lua, (url, opts): (Value, Value)| {
+            mirrors.borrow().refuse_late(lua, "mirror")?;
             let location = caller_location(lua);
             let (run_fn, problem) = mirror_job.call::<(Value, Option<String>)>((url, opts.clone()))?;
             if let Some(problem) = problem {
@@ -102,6 +121,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
     module.set(
         "image",
         lua.create_function(move |lua, name: Value| {
+            registry.borrow().refuse_late(lua, "image")?;
             let location = caller_location(lua);
             registry.borrow_mut().images.push(ImageRegistration { name, location });
             Ok(())

@@ -591,6 +591,7 @@ mod tests {
                 job("u", "zz"),
             ],
             images: vec![],
+            closed: false,
         };
         let errors = validate(&registry).unwrap_err();
         assert_eq!(errors[0].help.as_deref(), Some("did you mean 'build'?"));
@@ -618,6 +619,7 @@ mod tests {
             let registry = Registry {
                 jobs: vec![job(id)],
                 images: vec![],
+                closed: false,
             };
             let errors = validate(&registry).unwrap_err();
             assert_eq!(errors.len(), 1, "{id:?}: {errors:?}");
@@ -638,7 +640,8 @@ mod tests {
         assert!(
             validate(&Registry {
                 jobs: vec![job(&longest)],
-                images: vec![]
+                images: vec![],
+                closed: false,
             })
             .is_ok()
         );
@@ -670,6 +673,7 @@ mod tests {
         let registry = Registry {
             jobs: ids.iter().map(|id| job(id)).collect(),
             images: vec![],
+            closed: false,
         };
         let pipeline = validate(&registry).unwrap();
         assert_eq!(pipeline.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids);
@@ -696,6 +700,7 @@ mod tests {
                 job("after", "function() end"),
             ],
             images: vec![],
+            closed: false,
         };
         let errors = validate(&registry).unwrap_err();
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
@@ -716,6 +721,7 @@ mod tests {
                 ..job("c", "function() end")
             }],
             images: vec![],
+            closed: false,
         };
         assert!(validate(&registry).is_ok());
     }
