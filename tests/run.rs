@@ -134,6 +134,36 @@ fn registering_from_a_run_fn_fails_the_job_instead_of_doing_nothing() {
 }
 
 #[test]
+fn a_name_of_the_wrong_type_fails_the_job_naming_the_function_and_what_it_expects() {
+    let ws = Workspace::fennel(
+        r#"(local ci (require :quire.ci))
+(ci.job :jobs [:quire/push] (fn [r] (r.jobs)))
+(ci.job :secret [:quire/push] (fn [r] (r.secret {})))
+(ci.job :env [:quire/push] (fn [r] (r.env [])))
+(ci.job :bytes [:quire/push] (fn [r] (r.jobs "\xff")))
+(ci.job :require [:quire/push] (fn [r] (require)))
+"#,
+    );
+    let run = ws.run_events(&[]);
+    run.assert_code(1);
+    for expected in [
+        ".quire/ci.fnl:2: runtime.jobs expects a job id (a string), got nil",
+        ".quire/ci.fnl:3: runtime.secret expects a secret's name (a string), got table",
+        ".quire/ci.fnl:4: runtime.env expects a variable's name (a string), got table",
+        ".quire/ci.fnl:5: runtime.jobs expects a job id (a string), got a string that is not valid UTF-8",
+        ".quire/ci.fnl:6: require expects a module name (a string), got nil",
+    ] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains("| failed in ") && l.ends_with(expected)),
+            "{expected:?} missing from\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn stdout_carries_only_the_event_stream() {
     let ws = Workspace::lua(
         r#"

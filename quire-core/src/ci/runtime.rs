@@ -17,6 +17,7 @@ use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES, printable};
 use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShOutput, ShRequest};
 use super::schedule::Stop;
+use crate::lua::{name_argument, text_name_argument};
 use crate::secret::Redactor;
 
 /// What a run tells its observers: every wire event, plus what only a person
@@ -310,7 +311,9 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>, thread: &Thread, sh_wrappe
     table.set("sh", sh)?;
 
     let ctx = job.clone();
-    let jobs = lua.create_function(move |lua, name: String| {
+    let jobs = lua.create_function(move |lua, name: Value| {
+        let name = text_name_argument(lua, name, "runtime.jobs", "a job id (a string)")
+            .map_err(|message| mlua::Error::runtime(format!("{}{message}", caller_prefix(lua))))?;
         // Every job descends from a source, so sources are always readable.
         let readable = SOURCES.contains(&name.as_str())
             || ctx
@@ -333,28 +336,37 @@ pub fn runtime_table(lua: &Lua, job: &Rc<JobContext>, thread: &Thread, sh_wrappe
     table.set("jobs", jobs)?;
 
     let ctx = job.clone();
-    let secret = lua.create_function(move |lua, name: String| match ctx.run.secrets.get(&name) {
-        Some(value) => lua.create_string(value),
-        None => {
-            let declared = if ctx.run.secrets.is_empty() {
-                "no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)".to_string()
-            } else {
-                format!(
-                    "declared: {}",
-                    ctx.run.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            };
-            Err(mlua::Error::runtime(format!(
-                "{}runtime.secret: unknown secret '{name}'; {declared}",
-                caller_prefix(lua)
-            )))
+    let secret = lua.create_function(move |lua, name: Value| {
+        let name = text_name_argument(lua, name, "runtime.secret", "a secret's name (a string)")
+            .map_err(|message| mlua::Error::runtime(format!("{}{message}", caller_prefix(lua))))?;
+        match ctx.run.secrets.get(&name) {
+            Some(value) => lua.create_string(value),
+            None => {
+                let declared = if ctx.run.secrets.is_empty() {
+                    "no secrets are declared (use --secret NAME=env:VAR or NAME=file:PATH)".to_string()
+                } else {
+                    format!(
+                        "declared: {}",
+                        ctx.run.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                };
+                Err(mlua::Error::runtime(format!(
+                    "{}runtime.secret: unknown secret '{name}'; {declared}",
+                    caller_prefix(lua)
+                )))
+            }
         }
     })?;
     table.set("secret", secret)?;
 
-    let env = lua.create_function(|lua, name: String| match std::env::var_os(&name) {
-        Some(value) => Ok(Value::String(lua.create_string(value.as_encoded_bytes())?)),
-        None => Ok(Value::Nil),
+    let env = lua.create_function(|lua, name: Value| {
+        let name = name_argument(lua, name, "runtime.env", "a variable's name (a string)")
+            .map_err(|message| mlua::Error::runtime(format!("{}{message}", caller_prefix(lua))))?;
+        // A name is bytes, as the environment's are.
+        match std::env::var_os(std::ffi::OsStr::from_bytes(&name.as_bytes())) {
+            Some(value) => Ok(Value::String(lua.create_string(value.as_encoded_bytes())?)),
+            None => Ok(Value::Nil),
+        }
     })?;
     table.set("env", env)?;
 

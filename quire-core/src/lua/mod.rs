@@ -177,7 +177,11 @@ impl Sandbox {
             loading: Vec::new(),
         }));
         lua.set_app_data(resolver.clone());
-        let require = lua.create_function(move |lua, name: String| require(lua, &resolver, &name))?;
+        let require = lua.create_function(move |lua, name: Value| {
+            let name = text_name_argument(lua, name, "require", "a module name (a string)")
+                .map_err(|message| require_error(lua, message))?;
+            require(lua, &resolver, &name)
+        })?;
         lua.globals().set("require", require)?;
 
         let hook_meter = meter.clone();
@@ -523,6 +527,28 @@ pub fn caller_site(lua: &Lua) -> Option<(String, usize)> {
         })
         .flatten()
     })
+}
+
+/// The name a sandbox function was given (`require`, `runtime.jobs` …): a
+/// string, or a number as Lua coerces it. Anything else is a message saying
+/// which function expected what, where mlua's conversion to `String` would
+/// say neither ("bad argument #1: error converting Lua nil to String").
+pub fn name_argument(lua: &Lua, value: Value, function: &str, expected: &str) -> Result<mlua::LuaString, String> {
+    let got = value.type_name();
+    match value {
+        Value::String(name) => Ok(name),
+        Value::Integer(_) | Value::Number(_) => lua.coerce_string(value).ok().flatten().ok_or_else(|| got.to_string()),
+        _ => Err(got.to_string()),
+    }
+    .map_err(|got| format!("{function} expects {expected}, got {got}"))
+}
+
+/// [`name_argument`], as UTF-8 text.
+pub fn text_name_argument(lua: &Lua, value: Value, function: &str, expected: &str) -> Result<String, String> {
+    let name = name_argument(lua, value, function, expected)?;
+    name.to_str()
+        .map(|name| name.to_string())
+        .map_err(|_| format!("{function} expects {expected}, got a string that is not valid UTF-8"))
 }
 
 /// An error of `require` itself, starting with the `file:line: ` of the
