@@ -297,7 +297,21 @@ const MAX_ID_BYTES: usize = 255;
 /// one that names a directory already (`.` and `..`).
 fn job_id(reg: &JobRegistration, errors: &mut Vec<PipelineError>) -> Option<String> {
     let id = match &reg.id {
-        Value::String(s) => s.to_string_lossy(),
+        Value::String(s) => match s.to_str() {
+            Ok(id) => id.to_string(),
+            // Made into text with U+FFFD, two different ids could be one.
+            Err(_) => {
+                errors.push(
+                    PipelineError::new(
+                        format!("job id '{}' is not valid UTF-8", s.as_bytes().escape_ascii()),
+                        &reg.location,
+                    )
+                    .on(ID)
+                    .help("a job id is shown on the terminal, in the events and in log paths: use UTF-8 text"),
+                );
+                return None;
+            }
+        },
         other => {
             errors.push(
                 PipelineError::new(
@@ -602,6 +616,35 @@ mod tests {
                 .unwrap()
                 .starts_with("inputs name jobs declared")
         );
+    }
+
+    #[test]
+    fn an_id_that_is_not_utf8_is_rejected_not_made_into_text() {
+        let lua = mlua::Lua::new();
+        let f = lua.create_function(|_, ()| Ok(())).unwrap();
+        let job = |id: &[u8]| JobRegistration {
+            id: mlua::Value::String(lua.create_string(id).unwrap()),
+            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
+            run_fn: mlua::Value::Function(f.clone()),
+            location: None,
+            builtin: false,
+        };
+        // Two ids that the replacement character would have made one.
+        let errors = validate(&Registry {
+            jobs: vec![job(b"a\xff"), job(b"a\xfe")],
+            images: vec![],
+            closed: false,
+        })
+        .unwrap_err();
+        let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "job id 'a\\xff' is not valid UTF-8",
+                "job id 'a\\xfe' is not valid UTF-8"
+            ]
+        );
+        assert!(errors.iter().all(|e| e.argument == Some(ID)));
     }
 
     #[test]
