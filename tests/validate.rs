@@ -342,6 +342,53 @@ fn the_json_of_a_fennel_compile_error_has_its_line_and_column_in_characters() {
 }
 
 #[test]
+fn a_pipeline_that_is_not_utf8_is_invalid_at_its_first_bad_byte() {
+    let ws = Workspace::empty();
+    // "café" saved as Latin-1.
+    let source = b"(local ci (require :quire.ci))\n(print \"caf\xe9\")\n";
+    std::fs::create_dir_all(ws.path().join(".quire")).unwrap();
+    std::fs::write(ws.path().join(".quire/ci.fnl"), source).unwrap();
+    let run = ws.run(&["validate", "--format", "json"]);
+    run.assert_code(1);
+    assert_eq!(
+        json_document(&run),
+        json!({
+            "file": ".quire/ci.fnl",
+            "valid": false,
+            "errors": [{
+                "message": "parse error: the file is not UTF-8 text: byte 0xe9 is not part of a character",
+                "file": ".quire/ci.fnl",
+                "line": 2,
+                "column": 12,
+                "help": "save the file as UTF-8",
+            }],
+        })
+    );
+    // The same for a file run with `quire-ci fennel`, and for a module.
+    std::fs::write(ws.path().join("script.fnl"), &source[31..]).unwrap();
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg(ws.path().join("script.fnl"))
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(":1:12: parse error: the file is not UTF-8 text"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(ws.path().join(".quire/lib.fnl"), &source[31..]).unwrap();
+    ws.write(".quire/ci.fnl", "(local ci (require :quire.ci))\n(require :lib)\n");
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    run.assert_stderr_lines(&[
+        "  × .quire/lib.fnl:1:12: parse error: the file is not UTF-8 text: byte 0xe9 is not part of a character",
+    ]);
+}
+
+#[test]
 fn the_json_of_an_error_raised_while_loading_names_the_file_it_was_raised_in() {
     let ws = Workspace::fennel("(local ci (require :quire.ci))\n(local lib (require :lib))\n");
     ws.write(".quire/lib.fnl", "{}\n  (error \"boom\")\n");

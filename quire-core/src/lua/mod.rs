@@ -228,7 +228,7 @@ impl Sandbox {
     /// Load a pipeline or script file (Fennel by its `.fnl` extension, Lua otherwise)
     /// as a function, without running it.
     pub fn load_file(&self, path: &Path, display: &str) -> Result<Function, LoadError> {
-        let source = fs_err::read_to_string(path).map_err(LoadError::Read)?;
+        let source = read_source(path, display)?;
         load_source(&self.lua, &source, path, display)
     }
 
@@ -370,6 +370,34 @@ pub enum LoadError {
     Fennel(#[from] Box<FennelError>),
     #[error("{0}")]
     Lua(mlua::Error),
+}
+
+/// A source file's text. Bytes that are not UTF-8 are an error at their
+/// line, as a syntax error is, rather than an I/O error about the file.
+fn read_source(path: &Path, display: &str) -> Result<String, LoadError> {
+    let bytes = fs_err::read(path).map_err(LoadError::Read)?;
+    String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        let message = format!(
+            "the file is not UTF-8 text: byte 0x{:02x} is not part of a character",
+            err.as_bytes()[at]
+        );
+        // Up to the bad byte, the replaced text is the file's; the byte is one U+FFFD.
+        let text: std::sync::Arc<str> = String::from_utf8_lossy(err.as_bytes()).into();
+        if path.extension().is_some_and(|e| e == "fnl") {
+            let span = fennel::Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
+            LoadError::Fennel(Box::new(
+                FennelError::new(fennel::Stage::Parse, message, span, display, &text)
+                    .with_help("save the file as UTF-8"),
+            ))
+        } else {
+            let (line, _) = fennel::error::line_column(&text, at);
+            LoadError::Lua(mlua::Error::SyntaxError {
+                message: format!("{display}:{line}: {message}"),
+                incomplete_input: false,
+            })
+        }
+    })
 }
 
 fn load_source(lua: &Lua, source: &str, path: &Path, display: &str) -> Result<Function, LoadError> {
@@ -586,13 +614,14 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
     } else {
         let found = find_module(&resolver.borrow(), name);
         let (path, display) = found.map_err(|message| require_error(lua, message))?;
-        let source = fs_err::read_to_string(&path).map_err(|err| require_error(lua, err))?;
-        let function = load_source(lua, &source, &path, &display).map_err(|e| match e {
-            // Unboxed, so that `fennel_error` finds the diagnostic again.
-            LoadError::Fennel(err) => mlua::Error::external(*err),
-            LoadError::Read(err) => mlua::Error::external(err),
-            LoadError::Lua(err) => err,
-        })?;
+        let function = read_source(&path, &display)
+            .and_then(|source| load_source(lua, &source, &path, &display))
+            .map_err(|e| match e {
+                LoadError::Read(err) => require_error(lua, err),
+                // Unboxed, so that `fennel_error` finds the diagnostic again.
+                LoadError::Fennel(err) => mlua::Error::external(*err),
+                LoadError::Lua(err) => err,
+            })?;
         resolver.borrow_mut().loading.push(name.to_string());
         let result = function.call::<Value>(name);
         resolver.borrow_mut().loading.pop();
