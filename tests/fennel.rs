@@ -612,3 +612,57 @@ fn the_fennel_command_shows_a_modules_compile_error_on_its_form() {
 "
     );
 }
+
+#[test]
+fn the_fennel_command_names_a_file_it_cannot_read_once_with_the_systems_reason() {
+    let ws = Workspace::empty();
+    std::fs::create_dir(ws.path().join("dir.fnl")).unwrap();
+    ws.write("main.fnl", "(require :dir)\n");
+    let fennel = |args: &[&str]| {
+        Run::from(
+            quire_ci()
+                .arg("fennel")
+                .args(args)
+                .current_dir(ws.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    for args in [&["dir.fnl"][..], &["--compile", "dir.fnl"]] {
+        let run = fennel(args);
+        run.assert_code(2);
+        assert_eq!(run.stderr, "  × cannot read dir.fnl: Is a directory (os error 21)\n\n");
+    }
+    let run = fennel(&["missing.fnl"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr,
+        "  × cannot read missing.fnl: No such file or directory (os error 2)\n\n"
+    );
+    // A module that cannot be read is an error on the line requiring it.
+    let run = fennel(&["main.fnl"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × main.fnl:1: cannot read ./dir.fnl: Is a directory (os error 21)\n\n"
+    );
+}
+
+#[test]
+fn the_fennel_command_compiling_a_file_that_is_not_utf8_points_at_the_byte() {
+    let ws = Workspace::empty();
+    std::fs::write(ws.path().join("latin1.fnl"), b"(print \"caf\xe9\")\n").unwrap();
+    let run = Run::from(
+        quire_ci()
+            .args(["fennel", "--compile", "latin1.fnl"])
+            .current_dir(ws.path())
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    run.assert_stderr_lines(&[
+        "  × latin1.fnl:1:12: parse error: the file is not UTF-8 text: byte 0xe9 is not part of a character",
+        "  help: save the file as UTF-8",
+    ]);
+}

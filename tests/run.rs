@@ -306,6 +306,29 @@ fn a_missing_pipeline_is_a_setup_error_recorded_as_run_finished() {
 }
 
 #[test]
+fn a_pipeline_that_is_a_directory_is_named_as_unreadable_not_missing() {
+    let ws = Workspace::empty();
+    std::fs::create_dir_all(ws.path().join(".quire/ci.fnl")).unwrap();
+    let run = ws.run(&["validate"]);
+    run.assert_code(2);
+    let pipeline = ws.path().join(".quire/ci.fnl");
+    run.assert_stderr_lines(&[&format!(
+        "  × cannot read {}: Is a directory (os error 21)",
+        pipeline.display()
+    )]);
+    let run = ws.run_events(&[]);
+    run.assert_code(2);
+    let events = run.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "run_finished");
+    assert!(
+        events[0]["error"].as_str().unwrap().contains("Is a directory"),
+        "{}",
+        events[0]
+    );
+}
+
+#[test]
 fn a_missing_workspace_is_a_usage_error() {
     let mut cmd = common::quire_ci();
     cmd.args(["-w", "/no/such/workspace", "run"]);

@@ -3,7 +3,7 @@
 
 use quire_core::ci::load::lua_error_message;
 use quire_core::fennel::{FennelError, compile_source};
-use quire_core::lua::{BudgetOwner, LoadError, PrintTarget, Sandbox, SandboxOptions, fennel_error};
+use quire_core::lua::{BudgetOwner, LoadError, PrintTarget, Sandbox, SandboxOptions, fennel_error, read_source};
 
 use crate::cli::FennelArgs;
 use crate::{exit, report_error};
@@ -47,12 +47,16 @@ pub fn run(args: &FennelArgs) -> u8 {
 
 fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
     let display = args.file.display().to_string();
-    let read_error = |error| FennelCommandError::Read {
-        path: display.clone(),
-        error,
+    let load_error = |error| match error {
+        LoadError::Read(error) => FennelCommandError::Read {
+            path: display.clone(),
+            error,
+        },
+        LoadError::Fennel(err) => FennelCommandError::Fennel(err),
+        LoadError::Lua(err) => FennelCommandError::from_lua(&err),
     };
     if args.compile {
-        let source = std::fs::read_to_string(&args.file).map_err(read_error)?;
+        let source = read_source(&args.file, &display).map_err(load_error)?;
         let lua = compile_source(&source, &display, &Sandbox::compile_options())
             .map_err(|e| FennelCommandError::Fennel(Box::new(e)))?;
         crate::output(&lua);
@@ -74,11 +78,7 @@ fn execute(args: &FennelArgs) -> Result<(), FennelCommandError> {
         ..SandboxOptions::default()
     })
     .map_err(|e| FennelCommandError::from_lua(&e))?;
-    let chunk = sandbox.load_file(&args.file, &display).map_err(|e| match e {
-        LoadError::Read(source) => read_error(source),
-        LoadError::Fennel(err) => FennelCommandError::Fennel(err),
-        LoadError::Lua(err) => FennelCommandError::from_lua(&err),
-    })?;
+    let chunk = sandbox.load_file(&args.file, &display).map_err(load_error)?;
     sandbox
         .run_chunk(chunk, BudgetOwner::Script)
         .map_err(|failure| match fennel_error(&failure.error) {

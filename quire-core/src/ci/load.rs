@@ -284,7 +284,9 @@ pub fn pipeline_path(workspace: &Path) -> Option<PathBuf> {
     ["ci.fnl", "ci.lua"]
         .iter()
         .map(|name| workspace.join(".quire").join(name))
-        .find(|p| p.is_file())
+        // Whatever is there, not only a file: a directory named ci.fnl is a
+        // pipeline that cannot be read, not a missing one.
+        .find(|p| p.exists())
 }
 
 /// How a file of the workspace is named to the user: relative to the workspace.

@@ -364,6 +364,7 @@ pub fn error_message(err: &mlua::Error) -> String {
 /// Why a file could not be turned into a Lua function.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// Without the path, which every caller names in its own words.
     #[error(transparent)]
     Read(std::io::Error),
     #[error(transparent)]
@@ -374,8 +375,8 @@ pub enum LoadError {
 
 /// A source file's text. Bytes that are not UTF-8 are an error at their
 /// line, as a syntax error is, rather than an I/O error about the file.
-fn read_source(path: &Path, display: &str) -> Result<String, LoadError> {
-    let bytes = fs_err::read(path).map_err(LoadError::Read)?;
+pub fn read_source(path: &Path, display: &str) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(LoadError::Read)?;
     String::from_utf8(bytes).map_err(|err| {
         let at = err.utf8_error().valid_up_to();
         let message = format!(
@@ -617,7 +618,7 @@ fn require(lua: &Lua, resolver: &Rc<RefCell<Resolver>>, name: &str) -> mlua::Res
         let function = read_source(&path, &display)
             .and_then(|source| load_source(lua, &source, &path, &display))
             .map_err(|e| match e {
-                LoadError::Read(err) => require_error(lua, err),
+                LoadError::Read(err) => require_error(lua, format!("cannot read {display}: {err}")),
                 // Unboxed, so that `fennel_error` finds the diagnostic again.
                 LoadError::Fennel(err) => mlua::Error::external(*err),
                 LoadError::Lua(err) => err,
@@ -671,7 +672,9 @@ fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), Str
             Some(root) => path.strip_prefix(root).unwrap_or(&path).display().to_string(),
             None => path.display().to_string(),
         };
-        if path.is_file() {
+        // Whatever is there: a directory named x.fnl is a module that
+        // cannot be read, not a missing one.
+        if path.exists() {
             confine_module(resolver, name, dir, &path, &display)?;
             return Ok((path, display));
         }
