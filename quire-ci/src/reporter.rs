@@ -116,6 +116,8 @@ pub struct Reporter<W: Write> {
     run_started_ms: Option<u64>,
     /// Text not yet written to `out`: every write goes through it, so order is kept.
     pending: Vec<u8>,
+    /// Something was written to `out`: the summary is set apart from it.
+    wrote: bool,
     /// Set by [`Reporter::batch_output`]: lines of output wait here for a flush.
     flusher: Option<Rc<Notify>>,
 }
@@ -145,6 +147,7 @@ impl<W: Write> Reporter<W> {
             width: 0,
             run_started_ms: None,
             pending: Vec::new(),
+            wrote: false,
             flusher: None,
         }
     }
@@ -163,6 +166,7 @@ impl<W: Write> Reporter<W> {
         if !self.pending.is_empty() {
             let written = self.out.write_all(&self.pending);
             self.pending.clear();
+            self.wrote = true;
             written?;
         }
         self.out.flush()
@@ -427,7 +431,10 @@ impl<W: Write> Reporter<W> {
             return writeln!(self.pending, "run {run_word}");
         }
         let width = self.width.max(3);
-        writeln!(self.pending)?;
+        // Below what the run showed; at the top when it showed nothing (-q).
+        if self.wrote || !self.pending.is_empty() {
+            writeln!(self.pending)?;
+        }
         let header = format!("{:<width$}  {:<9}  duration", "job", "outcome");
         writeln!(self.pending, "{}", self.paint(Style::new().bold(), &header))?;
         let mut counts: Vec<(&str, usize)> = Vec::new();
@@ -880,6 +887,41 @@ run complete in 0.01s: 3 complete
                 "a | started\na | $ echo one\na |   echo two\na | failed in 0.01s: command `echo one\na | echo two` exited with code 1\n"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn quiet_with_nothing_failed_shows_the_summary_alone() {
+        let events = [
+            wire(
+                0,
+                EventKind::RunStarted {
+                    sha: "0".repeat(40),
+                    git_ref: "HEAD".into(),
+                    jobs: vec!["a".into()],
+                },
+            ),
+            wire(0, EventKind::JobStarted { job_id: "a".into() }),
+            output("a", "hidden by -q"),
+            wire(
+                1500,
+                EventKind::JobFinished {
+                    job_id: "a".into(),
+                    outcome: JobOutcome::Complete,
+                },
+            ),
+            wire(
+                1500,
+                EventKind::RunFinished {
+                    outcome: RunOutcome::Complete,
+                    error: None,
+                },
+            ),
+        ];
+        // No blank line above the table: nothing was shown before it.
+        assert_eq!(
+            render(&events, Mode::Plain, true),
+            "job  outcome    duration\na    complete   1.50s\n\nrun complete in 1.50s: 1 complete\n"
         );
     }
 
