@@ -27,6 +27,20 @@ ci.job("lint", {"quire/push"}, function() end)
 }
 
 #[test]
+fn validate_lines_up_ids_by_the_columns_they_take() {
+    // `é` is two bytes and one column, `テスト` three chars and six columns.
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.job \"café\" [:quire/push] (fn [] nil))\n(ci.job \"テスト\" [\"café\"] (fn [] nil))\n(ci.job :x [\"テスト\"] (fn [] nil))\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        ".quire/ci.fnl: 3 jobs\ncafé    <- quire/push\nテスト  <- café\nx       <- テスト\n"
+    );
+}
+
+#[test]
 fn validate_reports_every_error_with_its_line() {
     let ws = Workspace::lua(
         r#"local ci = require("quire.ci")

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::resolve_workspace;
 use crate::cli::{ValidateArgs, ValidateFormat};
+use crate::columns::{self, Pad};
 use crate::{exit, report_error};
 
 pub fn run(workspace: &Path, args: &ValidateArgs) -> u8 {
@@ -55,10 +56,10 @@ fn text(pipeline: &Pipeline, file: &str) -> String {
     if let Some(image) = &pipeline.image {
         out.push_str(&format!("image: {image}\n"));
     }
-    let width = pipeline.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
+    let width = pipeline.jobs.iter().map(|j| columns::width(&j.id)).max().unwrap_or(0);
     for &i in &pipeline.order {
         let job = &pipeline.jobs[i];
-        out.push_str(&format!("{:<width$}  <- {}\n", job.id, job.inputs.join(", ")));
+        out.push_str(&format!("{}  <- {}\n", Pad(&job.id, width), job.inputs.join(", ")));
     }
     out
 }
