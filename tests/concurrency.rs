@@ -200,6 +200,14 @@ fn wait_for_events(path: &Path, needle: &str, count: usize) {
     }
 }
 
+/// A `sleep` duration that marks a test's processes in the process table:
+/// `base`, the test's own, then this test process's id, so that no process
+/// of another run of the suite carries it (another checkout's, run at the
+/// same time, or a sleep left behind by an earlier run that failed).
+fn unique_marker(base: &str) -> String {
+    format!("{base}{:07}", std::process::id())
+}
+
 /// Processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -232,7 +240,7 @@ fn assert_no_process_with(marker: &str) {
 #[test]
 fn sigint_stops_the_run_with_a_complete_stream_and_no_survivors() {
     // A unique duration marks our sleeps in the process table; the second is a grandchild.
-    let marker = "31.4159";
+    let marker = &unique_marker("31.4159");
     let ws = Workspace::lua(&format!(
         r#"
 local ci = require("quire.ci")
@@ -273,7 +281,7 @@ ci.job("after", {{"long"}}, function(rt) rt.sh("true") end)
 fn a_job_stopped_by_a_signal_is_cancelled_even_if_its_code_does_not_raise() {
     // allow-failure: the stopped command does not raise, so the run-fn returns normally.
     // `quick` ended before the signal: it stays complete.
-    let marker = "35.1357";
+    let marker = &unique_marker("35.1357");
     let ws = Workspace::fennel(&format!(
         r#"(local ci (require :quire.ci))
 (ci.job :a [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}" {{:allow-failure true}})))
@@ -310,7 +318,7 @@ fn a_job_stopped_by_a_signal_is_cancelled_even_if_its_code_does_not_raise() {
 fn a_job_stopped_by_fail_fast_is_cancelled_even_if_it_catches_the_error() {
     // `a` catches its stopped command's error with pcall and returns a table.
     // `broken` fails only once `a`'s command has started (a marker file).
-    let marker = "36.2468";
+    let marker = &unique_marker("36.2468");
     let ws = Workspace::fennel(&format!(
         r#"(local ci (require :quire.ci))
 (ci.job :a [:quire/push] (fn [runtime] (pcall runtime.sh "touch a-started; sleep {marker}") {{}}))
@@ -385,7 +393,7 @@ fn a_signal_while_the_pipeline_loads_starts_no_job() {
 
 #[test]
 fn sigterm_exits_143() {
-    let marker = "32.7182";
+    let marker = &unique_marker("32.7182");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('sleep {marker}') end)\n"
     ));
@@ -404,7 +412,7 @@ fn sigterm_exits_143() {
 fn sighup_stops_the_run_like_sigterm_and_exits_129() {
     // The terminal closed, or `kill -HUP`: an ordinary end of a local run, so
     // the stream ends with `run_finished`, as for SIGINT and SIGTERM.
-    let marker = "38.2718";
+    let marker = &unique_marker("38.2718");
     let ws = Workspace::fennel(&format!(
         r#"(local ci (require :quire.ci))
 (ci.job :x [:quire/push] (fn [runtime] (runtime.sh "sleep {marker}")))
@@ -436,7 +444,7 @@ fn a_second_sighup_does_not_cut_the_stop_short() {
     // to its jobs, and the kernel sends another as the shell exits. The
     // command ignores SIGTERM, so the stop is still waiting out the grace
     // period when the second comes, and ends with SIGKILL.
-    let marker = "39.1412";
+    let marker = &unique_marker("39.1412");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker}\") end)\n"
     ));
@@ -501,7 +509,7 @@ fn a_closed_terminal_stops_the_run_with_a_complete_stream() {
     // kernel sends the session leader SIGHUP, and stderr writes fail (EIO)
     // from then on. The command has a session of its own, so the hang-up
     // reaches it only as the run's stop (SIGTERM, 143).
-    let marker = "40.5772";
+    let marker = &unique_marker("40.5772");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('echo $$ > x.pid; exec sleep {marker}') end)\n"
     ));
@@ -548,7 +556,7 @@ fn a_closed_terminal_stops_the_run_with_a_complete_stream() {
 fn a_sighup_after_stderr_closed_still_ends_the_stream() {
     // Whoever read stderr went away first: every write to it fails (EPIPE),
     // the notice and the summary included, and the stop goes on regardless.
-    let marker = "41.4142";
+    let marker = &unique_marker("41.4142");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('echo before; sleep {marker}') end)\n"
     ));
@@ -645,7 +653,7 @@ fn stays_ignored_when_ignored_at_start(sig: libc::c_int) {
 
 #[test]
 fn sigkill_of_quire_ci_leaves_no_command_behind() {
-    let marker = "33.1415";
+    let marker = &unique_marker("33.1415");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh({{'sleep', '{marker}'}}) end)\n"
     ));
@@ -659,7 +667,7 @@ fn sigkill_of_quire_ci_leaves_no_command_behind() {
 #[test]
 fn a_second_signal_exits_at_once_and_kills_the_commands() {
     // The command ignores SIGTERM, so the first signal's orderly stop would wait out the grace period.
-    let marker = "34.5678";
+    let marker = &unique_marker("34.5678");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker} & sleep {marker}; wait\") end)\n"
     ));
@@ -696,7 +704,7 @@ fn a_second_signal_removes_the_temporary_log_directory() {
     // Without --out-dir the logs go to $TMPDIR/quire-ci-*; the command prints
     // (so it has a log there) and ignores SIGTERM (so the first signal's
     // orderly stop is still waiting when the second comes).
-    let marker = "37.1593";
+    let marker = &unique_marker("37.1593");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"echo hi; trap '' TERM; sleep {marker}\") end)\n"
     ));
@@ -834,7 +842,7 @@ fn sigkill_of_quire_ci_kills_what_its_commands_started() {
     // subshell) has already exited. Job b, an argv command: sh's background
     // sleep. Job a's short commands come and go while b's runs, so the
     // watchdog's list has had groups removed, not only added.
-    let marker = "35.2718";
+    let marker = &unique_marker("35.2718");
     let ws = Workspace::fennel(&format!(
         r#"(local ci (require :quire.ci))
 (ci.job :a [:quire/push]
@@ -913,7 +921,7 @@ fn the_watchdog_ends_with_a_normal_run_and_leaves_no_trace() {
 fn an_interrupt_sent_to_the_runners_process_group_stops_the_run_cleanly() {
     // As a terminal's Ctrl-C does: SIGINT to the foreground process group,
     // which holds the runner but neither its commands nor its watchdog.
-    let marker = "36.1803";
+    let marker = &unique_marker("36.1803");
     let ws = Workspace::lua(&format!(
         "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh('sleep {marker} & echo $! > x.pid; wait') end)\n"
     ));
