@@ -596,7 +596,7 @@ fn a_server_asking_for_credentials_fails_the_push_without_a_prompt() {
     rewrite_remote(&ws, Path::new(&url));
     // Killed if git waits on a prompt (on a terminal); no configured
     // credential helper or askpass may answer.
-    let out = Command::new("timeout")
+    let out = common::without_output_settings(&mut Command::new("timeout"))
         .args(["--signal=KILL", "60"])
         .arg(env!("CARGO_BIN_EXE_quire-ci"))
         .args(["-w", ws.path().to_str().unwrap(), "run", "-j", "1"])

@@ -29,7 +29,7 @@ fn run_on_a_terminal(ws: &Workspace, args: &str, columns: Option<u16>, no_color:
         command = format!("stty cols {columns} && {command}");
     }
     let mut script = Command::new("script");
-    script
+    common::without_output_settings(&mut script)
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env_remove("NO_COLOR")
         .env("TERM", "xterm-256color");
@@ -99,7 +99,7 @@ fn a_command_that_asks_the_terminal_fails_at_once_instead_of_hanging() {
     let bin = env!("CARGO_BIN_EXE_quire-ci");
     let command = format!("'{bin}' -w '{}' run", ws.path().display());
     // `timeout` ends a hang (exit 124), so the test fails rather than waits for ever.
-    let out = Command::new("timeout")
+    let out = common::without_output_settings(&mut Command::new("timeout"))
         .args(["60", "script", "-q", "-e", "-c", &command, "/dev/null"])
         .env("NO_COLOR", "1")
         .output()
