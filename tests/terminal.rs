@@ -31,6 +31,8 @@ fn run_on_a_terminal(ws: &Workspace, args: &str, columns: Option<u16>, no_color:
     let mut script = Command::new("script");
     common::without_output_settings(&mut script)
         .args(["-q", "-e", "-c", &command, "/dev/null"])
+        // script runs the command with $SHELL: the quoting above is sh's.
+        .env("SHELL", "/bin/sh")
         .env_remove("NO_COLOR")
         .env("TERM", "xterm-256color");
     if no_color {
@@ -101,6 +103,7 @@ fn a_command_that_asks_the_terminal_fails_at_once_instead_of_hanging() {
     // `timeout` ends a hang (exit 124), so the test fails rather than waits for ever.
     let out = common::without_output_settings(&mut Command::new("timeout"))
         .args(["60", "script", "-q", "-e", "-c", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .env("NO_COLOR", "1")
         .output()
         .expect("timeout and util-linux script run the command on a pseudo-terminal");
