@@ -1609,48 +1609,69 @@ mod tests {
         assert!(out.ends_with("done\n"));
     }
 
+    /// Run `script`: the pipes it had registered, and whether it ran, start to
+    /// end, within REGISTER_AFTER (measured around the whole run, so that
+    /// the registration timer, started after the spawn, cannot have fired).
+    fn registered_by(dir: &Path, script: &str) -> (usize, bool) {
+        let before = WATCHED.with(|n| n.get());
+        let started = StdInstant::now();
+        let ran = run_with(&sh(dir, script), &[]);
+        let quick = started.elapsed() < REGISTER_AFTER;
+        assert_eq!(ran.out.exit_code, 0, "{script}");
+        (WATCHED.with(|n| n.get()) - before, quick)
+    }
+
+    /// Run `script` until `count` of its runs took less than REGISTER_AFTER
+    /// (about a millisecond each; a busy machine stretches some past it,
+    /// which do not count), asserting that those had no pipe registered.
+    fn quick_runs_register_nothing(dir: &Path, script: &str, count: usize) {
+        let mut quick = 0;
+        let deadline = StdInstant::now() + Duration::from_secs(60);
+        while quick < count {
+            assert!(
+                StdInstant::now() < deadline,
+                "only {quick} runs of {script:?} within {REGISTER_AFTER:?} in a minute"
+            );
+            let (registered, within) = registered_by(dir, script);
+            if within {
+                quick += 1;
+                assert_eq!(registered, 0, "pipes registered for {script:?}, quick as it was");
+            }
+        }
+    }
+
     #[test]
     fn a_quick_commands_pipes_are_read_without_registering_them() {
         let dir = tempfile::tempdir().unwrap();
-        let before = WATCHED.with(|n| n.get());
-        let runs = 10;
-        for _ in 0..runs {
-            let ran = run_with(&sh(dir.path(), "echo out; echo err >&2"), &[]);
-            assert_eq!(
-                (ran.out.stdout.as_slice(), ran.out.stderr.as_slice()),
-                (&b"out\n"[..], &b"err\n"[..])
-            );
-        }
-        let watched = WATCHED.with(|n| n.get()) - before;
-        // Each takes about a millisecond; a busy machine may stretch a few past REGISTER_AFTER.
-        assert!(watched < runs, "{watched} pipes registered for {runs} quick commands");
+        quick_runs_register_nothing(dir.path(), "echo out; echo err >&2", 10);
+        let ran = run_with(&sh(dir.path(), "echo out; echo err >&2"), &[]);
+        assert_eq!(
+            (ran.out.stdout.as_slice(), ran.out.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
 
-        // One that runs longer has both registered.
+        // One that runs longer has both registered: it waits, bounded, until
+        // its output is read, which is done only once they are.
+        let go = dir.path().join("go");
+        let mut r = sh(dir.path(), "echo late; until [ -e go ]; do sleep 0.01; done");
+        r.timeout = Some(Duration::from_secs(10));
         let before = WATCHED.with(|n| n.get());
-        let ran = run_with(&sh(dir.path(), "sleep 0.1; echo late"), &[]);
-        assert_eq!(ran.out.stdout, b"late\n");
+        let (_tx, mut rx) = watch::channel(false);
+        let mut on_line = |_, _: &[u8]| std::fs::write(&go, "").unwrap();
+        let out = block_on(run(&r, &Redactor::default(), &mut on_line, &mut rx)).unwrap();
+        assert_eq!((out.exit_code, out.timed_out), (0, false), "its output was never read");
+        assert_eq!(out.stdout, b"late\n");
         assert_eq!(WATCHED.with(|n| n.get()) - before, 2);
     }
 
     #[test]
     fn after_a_loud_command_the_next_has_its_pipes_watched_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let watched_by = |script: &str| {
-            let before = WATCHED.with(|n| n.get());
-            let ran = run_with(&sh(dir.path(), script), &[]);
-            assert_eq!(ran.out.exit_code, 0, "{script}");
-            WATCHED.with(|n| n.get()) - before
-        };
         // The loud one waits for its pipes to be watched; the quick one after
-        // it is watched from the start, and the quick ones after that are not
-        // (but for one a busy machine stretches past REGISTER_AFTER).
-        assert_eq!(watched_by("head -c 204800 /dev/zero"), 2);
-        assert_eq!(watched_by("echo after a loud one"), 2);
-        let quiet: usize = (0..5).map(|_| watched_by("echo after a quiet one")).sum();
-        assert!(
-            quiet < 10,
-            "{quiet} pipes watched for 5 quick commands after a quiet one"
-        );
+        // it is watched from the start, and the quick ones after that are not.
+        assert_eq!(registered_by(dir.path(), "head -c 204800 /dev/zero").0, 2);
+        assert_eq!(registered_by(dir.path(), "echo after a loud one").0, 2);
+        quick_runs_register_nothing(dir.path(), "echo after a quiet one", 5);
     }
 
     #[test]
