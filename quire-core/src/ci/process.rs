@@ -1609,6 +1609,31 @@ mod tests {
         assert!(out.ends_with("done\n"));
     }
 
+    /// Run `test` (this module's) again in a process where it runs alone;
+    /// true here, false in that process, where the test goes on. For the
+    /// tests that count registrations: here, a child another test clones
+    /// holds a copy of the pipes' write ends until its exec, so a quick
+    /// command's pipes can still be open after its reap, and are watched
+    /// while they drain.
+    fn rerun_alone(test: &str) -> bool {
+        const ALONE: &str = "QUIRE_TEST_ALONE";
+        if std::env::var_os(ALONE).is_some() {
+            return false;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("ci::process::tests::{test}"), "--test-threads=1"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains(" 1 passed;"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        true
+    }
+
     /// Run `script`: the pipes it had registered, and whether it ran, start to
     /// end, within REGISTER_AFTER (measured around the whole run, so that
     /// the registration timer, started after the spawn, cannot have fired).
@@ -1642,6 +1667,9 @@ mod tests {
 
     #[test]
     fn a_quick_commands_pipes_are_read_without_registering_them() {
+        if rerun_alone("a_quick_commands_pipes_are_read_without_registering_them") {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         quick_runs_register_nothing(dir.path(), "echo out; echo err >&2", 10);
         let ran = run_with(&sh(dir.path(), "echo out; echo err >&2"), &[]);
@@ -1666,6 +1694,9 @@ mod tests {
 
     #[test]
     fn after_a_loud_command_the_next_has_its_pipes_watched_at_once() {
+        if rerun_alone("after_a_loud_command_the_next_has_its_pipes_watched_at_once") {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         // The loud one waits for its pipes to be watched; the quick one after
         // it is watched from the start, and the quick ones after that are not.
