@@ -10,7 +10,13 @@ use std::process::Command;
 use common::{Run, Workspace};
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
+    let mut git = Command::new("git");
+    let out = common::isolated_git(&mut git)
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
     assert!(
         out.status.success(),
         "git {args:?}: {}",
@@ -596,7 +602,9 @@ fn a_server_asking_for_credentials_fails_the_push_without_a_prompt() {
     rewrite_remote(&ws, Path::new(&url));
     // Killed if git waits on a prompt (on a terminal); no configured
     // credential helper or askpass may answer.
-    let out = common::without_output_settings(&mut Command::new("timeout"))
+    let mut timeout = Command::new("timeout");
+    common::isolated_git(&mut timeout);
+    let out = common::without_output_settings(&mut timeout)
         .args(["--signal=KILL", "60"])
         .arg(env!("CARGO_BIN_EXE_quire-ci"))
         .args(["-w", ws.path().to_str().unwrap(), "run", "-j", "1"])

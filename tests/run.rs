@@ -860,7 +860,7 @@ fn env_names_that_cannot_name_a_variable_fail_the_job_before_the_command() {
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
+    let out = common::isolated_git(&mut std::process::Command::new("git"))
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -1021,6 +1021,7 @@ fn run_with_stdout_closed(ws: &Workspace, args: &str) -> common::Run {
         .stdin(std::process::Stdio::null())
         .env("NO_COLOR", "1");
     common::without_output_settings(&mut cmd);
+    common::isolated_git(&mut cmd);
     common::Run::from(cmd.output().unwrap())
 }
 
@@ -1101,7 +1102,7 @@ ci.job("a", {"quire/push"}, function(rt) rt.sh({"echo", rt.secret("S")}) end)
 fn a_repository_git_refuses_is_read_as_outside_one_with_a_warning() {
     let ws = Workspace::lua(TWO_JOBS);
     let git = |args: &[&str]| {
-        let status = std::process::Command::new("git")
+        let status = common::isolated_git(&mut std::process::Command::new("git"))
             .args(args)
             .current_dir(ws.path())
             .stdout(std::process::Stdio::null())

@@ -95,6 +95,7 @@ impl Workspace {
             .stdin(Stdio::null())
             .env("NO_COLOR", "1");
         without_output_settings(&mut cmd);
+        isolated_git(&mut cmd);
         let run = Run::from(cmd.output().expect("spawn timeout quire-ci"));
         assert_ne!(
             run.code, 137,
@@ -130,6 +131,7 @@ pub fn quire_ci() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire-ci"));
     cmd.stdin(Stdio::null()).env_remove("NO_COLOR").env("NO_COLOR", "1");
     without_output_settings(&mut cmd);
+    isolated_git(&mut cmd);
     // SAFETY: signal() is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -150,6 +152,31 @@ pub fn without_output_settings(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("FORCE_COLOR")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("NO_GRAPHICS")
+}
+
+/// `cmd` with git (the tests' own, or the one quire-ci runs) as on a
+/// machine of its own: no user or system configuration (a global hooks
+/// path, commit signing, url rewrites), and none of the variables a git
+/// hook exports, such as GIT_DIR: run from a hook, the tests' git would
+/// work on the hook's repository instead of the test's.
+pub fn isolated_git(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
 }
 
 pub struct Run {
