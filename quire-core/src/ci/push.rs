@@ -301,7 +301,22 @@ mod tests {
     use super::*;
 
     fn git(dir: &Path, args: &[&str]) {
-        let status = Command::new("git")
+        let mut git = Command::new("git");
+        // Nothing from the machine's configuration (a global hooks path), and
+        // no GIT_DIR or the like from a git hook running the tests, which would
+        // make this commit and tag in the hook's repository.
+        for var in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_COMMON_DIR",
+            "GIT_OBJECT_DIRECTORY",
+        ] {
+            git.env_remove(var);
+        }
+        let status = git
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
             .args(args)
             .current_dir(dir)
             .env("GIT_COMMITTER_DATE", "2026-11-27T12:00:00+01:00")
