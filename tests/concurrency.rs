@@ -443,17 +443,23 @@ fn a_second_sighup_does_not_cut_the_stop_short() {
     // A closed terminal sends more than one: the shell passes its SIGHUP on
     // to its jobs, and the kernel sends another as the shell exits. The
     // command ignores SIGTERM, so the stop is still waiting out the grace
-    // period when the second comes, and ends with SIGKILL.
+    // period when the second comes, and ends with SIGKILL. It says when it
+    // ignores it: a signal sent at its start (sh_started) could come first.
     let marker = &unique_marker("39.1412");
+    let script = format!("trap '' TERM; echo trapped; sleep {marker}");
     let ws = Workspace::lua(&format!(
-        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; sleep {marker}\") end)\n"
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"{script}\") end)\n"
     ));
     let mut child = spawn_run(&ws);
-    wait_for_events(&ws.path().join("run.jsonl"), "\"sh_started\"", 1);
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let mut pipe = child.stderr.take().unwrap();
     let mut stderr = String::new();
     let mut buf = [0u8; 4096];
+    while !stderr.contains("x | trapped\n") {
+        let n = pipe.read(&mut buf).unwrap();
+        assert!(n > 0, "quire-ci ended before the command ran: {stderr}");
+        stderr.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     while !stderr.contains("stopping") {
         let n = pipe.read(&mut buf).unwrap();
         assert!(n > 0, "quire-ci ended before stopping: {stderr}");
@@ -468,7 +474,7 @@ fn a_second_sighup_does_not_cut_the_stop_short() {
         [
             run_started(&["x"]),
             r#"{"type":"job_started","job_id":"x"}"#.to_string(),
-            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"trap '' TERM; sleep {marker}"}}"#),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"{script}"}}"#),
             r#"{"type":"sh_finished","job_id":"x","exit_code":137}"#.to_string(),
             r#"{"type":"job_finished","job_id":"x","outcome":"cancelled"}"#.to_string(),
             r#"{"type":"run_finished","outcome":"cancelled"}"#.to_string(),
@@ -701,12 +707,13 @@ fn a_second_signal_exits_at_once_and_kills_the_commands() {
 
 #[test]
 fn a_second_signal_removes_the_temporary_log_directory() {
-    // Without --out-dir the logs go to $TMPDIR/quire-ci-*; the command prints
-    // (so it has a log there) and ignores SIGTERM (so the first signal's
-    // orderly stop is still waiting when the second comes).
+    // Without --out-dir the logs go to $TMPDIR/quire-ci-*; the command
+    // ignores SIGTERM (so the first signal's orderly stop is still waiting
+    // when the second comes), then prints (so it has a log there, and the
+    // test knows the SIGTERM will find it ignoring it).
     let marker = &unique_marker("37.1593");
     let ws = Workspace::lua(&format!(
-        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"echo hi; trap '' TERM; sleep {marker}\") end)\n"
+        "local ci = require('quire.ci')\nci.job('x', {{'quire/push'}}, function(rt) rt.sh(\"trap '' TERM; echo hi; sleep {marker}\") end)\n"
     ));
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = ws.command(&["run", "--events", "run.jsonl"]);
@@ -745,7 +752,7 @@ fn a_second_signal_removes_the_temporary_log_directory() {
         [
             run_started(&["x"]),
             r#"{"type":"job_started","job_id":"x"}"#.to_string(),
-            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"echo hi; trap '' TERM; sleep {marker}"}}"#),
+            format!(r#"{{"type":"sh_started","job_id":"x","cmd":"trap '' TERM; echo hi; sleep {marker}"}}"#),
         ]
     );
     assert_no_process_with(marker);
