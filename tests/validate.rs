@@ -529,3 +529,24 @@ quire::invalid_pipeline
     let events = ws.run(&["run", "--events", "stdout"]).events();
     assert_eq!(events[0]["error"].as_str(), Some(run.stderr.trim_end()));
 }
+
+#[test]
+fn an_argument_after_the_run_fn_and_an_empty_image_are_errors() {
+    // Options given to the job rather than to runtime.sh would be dropped
+    // without a word; a nil passed on is nothing.
+    let ws = Workspace::fennel(
+        "(local ci (require :quire.ci))\n(ci.image \" \")\n(ci.job :a [:quire/push] (fn [] nil) nil)\n(ci.job :b [:a] (fn [] nil) {:timeout 5} nil)\n",
+    );
+    let run = ws.run(&["validate"]);
+    run.assert_code(1);
+    assert_eq!(run.stdout, "");
+    run.assert_stderr_lines(&[
+        "  × ci.image expects the name of an image, got an empty string",
+        "   ╭─[.quire/ci.fnl:2:1]",
+        "  × job 'b': ci.job takes 3 arguments (id, inputs, run-fn), but it is given 4",
+        // Labelled on the options table.
+        "   ╭─[.quire/ci.fnl:4:29]",
+        "  help: a job has no options: give :timeout, :env and the like to each runtime.sh",
+        "  × invalid pipeline: 2 errors",
+    ]);
+}

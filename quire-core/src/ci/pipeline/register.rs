@@ -16,6 +16,10 @@ pub struct JobRegistration {
     pub id: Value,
     pub inputs: Value,
     pub run_fn: Value,
+    /// How many arguments came after the run-fn, up to the last that is not
+    /// nil: a job takes no options (they go to each `runtime.sh`), so any
+    /// is a mistake to report.
+    pub extra_arguments: usize,
     pub location: Option<Location>,
     /// Registered by quire itself (`ci.mirror`), so its id may use the reserved `quire/`.
     pub builtin: bool,
@@ -73,18 +77,22 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
     let jobs = registry.clone();
     module.set(
         "job",
-        lua.create_function(move |lua, (id, inputs, run_fn): (Value, Value, Value)| {
-            jobs.borrow().refuse_late(lua, "job")?;
-            let location = caller_location(lua);
-            jobs.borrow_mut().jobs.push(JobRegistration {
-                id,
-                inputs,
-                run_fn,
-                location,
-                builtin: false,
-            });
-            Ok(())
-        })?,
+        lua.create_function(
+            move |lua, (id, inputs, run_fn, extra): (Value, Value, Value, mlua::Variadic<Value>)| {
+                jobs.borrow().refuse_late(lua, "job")?;
+                let location = caller_location(lua);
+                jobs.borrow_mut().jobs.push(JobRegistration {
+                    id,
+                    inputs,
+                    run_fn,
+                    // A nil passed on (`(ci.job id inputs f nil)`) gives nothing.
+                    extra_arguments: extra.iter().rposition(|v| !v.is_nil()).map_or(0, |last| last + 1),
+                    location,
+                    builtin: false,
+                });
+                Ok(())
+            },
+        )?,
     )?;
     let mirrors = registry.clone();
     let mirror_job: Function = lua.load(MIRROR_JOB).set_name("=quire.ci").eval()?;
@@ -112,6 +120,7 @@ pub fn ci_module(lua: &Lua, registry: Rc<RefCell<Registry>>) -> mlua::Result<Tab
                 id,
                 inputs,
                 run_fn,
+                extra_arguments: 0,
                 location,
                 builtin: true,
             });

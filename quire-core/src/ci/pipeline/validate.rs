@@ -26,6 +26,8 @@ const ID: usize = 1;
 const INPUTS: usize = 2;
 /// [`PipelineError::argument`] of a job's run-fn.
 const RUN_FN: usize = 3;
+/// [`PipelineError::argument`] of the first argument after the run-fn.
+const EXTRA: usize = 4;
 
 impl PipelineError {
     fn new(message: impl Into<String>, location: &Option<Location>) -> Self {
@@ -63,6 +65,12 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
     let mut image = None;
     for (i, reg) in registry.images.iter().enumerate() {
         match (&reg.name, i) {
+            (Value::String(name), 0) if name.as_bytes().trim_ascii().is_empty() => {
+                errors.push(PipelineError::new(
+                    "ci.image expects the name of an image, got an empty string",
+                    &reg.location,
+                ));
+            }
             (Value::String(name), 0) => image = Some(name.to_string_lossy()),
             (Value::String(_), _) => {
                 let first = registry.images[0]
@@ -125,6 +133,19 @@ pub fn validate(registry: &Registry) -> Result<Pipeline, Vec<PipelineError>> {
                 None
             }
         };
+        if reg.extra_arguments > 0 {
+            errors.push(
+                PipelineError::new(
+                    format!(
+                        "job '{name}': ci.job takes 3 arguments (id, inputs, run-fn), but it is given {}",
+                        3 + reg.extra_arguments
+                    ),
+                    &reg.location,
+                )
+                .on(EXTRA)
+                .help("a job has no options: give :timeout, :env and the like to each runtime.sh"),
+            );
+        }
         let Some(id) = id else { continue };
         if let Some(&first) = index.get(&id) {
             let first = candidates[first]
@@ -594,6 +615,7 @@ mod tests {
             id: mlua::Value::String(lua.create_string(id).unwrap()),
             inputs: mlua::Value::Table(lua.create_sequence_from([input]).unwrap()),
             run_fn: mlua::Value::Function(f.clone()),
+            extra_arguments: 0,
             location: None,
             builtin: false,
         };
@@ -626,6 +648,7 @@ mod tests {
             id: mlua::Value::String(lua.create_string(id).unwrap()),
             inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
             run_fn: mlua::Value::Function(f.clone()),
+            extra_arguments: 0,
             location: None,
             builtin: false,
         };
@@ -655,6 +678,7 @@ mod tests {
             id: mlua::Value::String(lua.create_string(id).unwrap()),
             inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
             run_fn: mlua::Value::Function(f.clone()),
+            extra_arguments: 0,
             location: None,
             builtin: false,
         };
@@ -729,6 +753,7 @@ mod tests {
             id: mlua::Value::String(lua.create_string(id).unwrap()),
             inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
             run_fn: mlua::Value::Function(lua.load(run_fn).eval().unwrap()),
+            extra_arguments: 0,
             location: None,
             builtin: false,
         };
