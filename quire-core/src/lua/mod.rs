@@ -523,11 +523,28 @@ fn install_output(lua: &Lua, output: &Rc<RefCell<PrintOutput>>) -> mlua::Result<
     // Lua's own `warn` writes to stderr behind our back (and would not
     // redact); this one is always on and goes where print goes.
     let warn_output = output.clone();
-    let warn = lua.create_function(move |_, parts: mlua::Variadic<mlua::LuaString>| {
-        if parts.is_empty() {
+    let warn = lua.create_function(move |lua, values: mlua::Variadic<Value>| {
+        if values.is_empty() {
             return Err(mlua::Error::runtime(
                 "bad argument #1 to 'warn' (string expected, got no value)",
             ));
+        }
+        // Strings, and numbers as Lua coerces them; the words of Lua's own
+        // `warn` for anything else, rather than mlua's about a conversion.
+        let mut parts = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let got = value.type_name();
+            let part = match value {
+                Value::String(s) => Some(s),
+                Value::Integer(_) | Value::Number(_) => lua.coerce_string(value)?,
+                _ => None,
+            };
+            parts.push(part.ok_or_else(|| {
+                mlua::Error::runtime(format!(
+                    "bad argument #{} to 'warn' (string expected, got {got})",
+                    i + 1
+                ))
+            })?);
         }
         let mut message: Vec<u8> = parts.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
         // "@on" / "@off" switch Lua's warnings; these are always on.
@@ -760,5 +777,20 @@ mod tests {
             .map(|(job, text)| (job.map(str::to_string), text.to_string()))
             .collect();
         assert_eq!(*printed.borrow(), expected);
+    }
+
+    #[test]
+    fn warn_takes_strings_and_numbers_and_names_anything_else_as_lua_does() {
+        let (sandbox, printed) = sandbox();
+        let warn = |code: &str| sandbox.lua().load(code).exec().map_err(|e| error_message(&e));
+        assert_eq!(warn("warn('cache ', 'cold: ', 3)"), Ok(()));
+        assert_eq!(printed.borrow()[0].1, "Lua warning: cache cold: 3\n");
+        let refused = warn("warn('a', {})").unwrap_err();
+        assert!(
+            refused.contains("bad argument #2 to 'warn' (string expected, got table)"),
+            "{refused}"
+        );
+        let refused = warn("warn()").unwrap_err();
+        assert!(refused.contains("(string expected, got no value)"), "{refused}");
     }
 }
