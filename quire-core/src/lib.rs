@@ -8,3 +8,6 @@ pub mod diagnostic;
 pub mod fennel;
 pub mod lua;
 pub mod secret;
+
+#[cfg(test)]
+mod test_support;

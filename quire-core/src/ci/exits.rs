@@ -192,35 +192,25 @@ impl SignalFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rerun_alone;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     use std::time::Duration;
 
-    const BLOCKED_ENV: &str = "QUIRE_TEST_SIGCHLD_BLOCKED";
-
-    /// Run `test` (this module's) again in a process whose every thread blocks
-    /// SIGCHLD from the start, as quire-ci's do: here the test harness's
-    /// threads do not. Returns false in that process, where the test goes on.
+    /// [`rerun_alone`] for this module's `test`, in a process whose every
+    /// thread blocks SIGCHLD from the start, as quire-ci's do: here the test
+    /// harness's threads do not.
     fn rerun_blocked(test: &str) -> bool {
-        if std::env::var_os(BLOCKED_ENV).is_some() {
-            return false;
-        }
-        let mut rerun = Command::new(std::env::current_exe().unwrap());
-        rerun
-            .args(["--exact", &format!("ci::exits::tests::{test}"), "--test-threads=1"])
-            .env(BLOCKED_ENV, "1")
-            .stdout(Stdio::null());
-        // SAFETY: only sigprocmask between fork and exec. The mask survives the exec.
-        unsafe {
-            let set = sigchld_set();
-            rerun.pre_exec(move || {
-                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                Ok(())
-            });
-        }
-        let output = rerun.output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        true
+        rerun_alone(&format!("ci::exits::tests::{test}"), |rerun| {
+            // SAFETY: only sigprocmask between fork and exec. The mask survives the exec.
+            unsafe {
+                let set = sigchld_set();
+                rerun.pre_exec(move || {
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+        })
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -1019,6 +1019,7 @@ impl Drop for Pooled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rerun_alone;
     use std::time::Instant as StdInstant;
 
     thread_local! {
@@ -1609,29 +1610,13 @@ mod tests {
         assert!(out.ends_with("done\n"));
     }
 
-    /// Run `test` (this module's) again in a process where it runs alone;
-    /// true here, false in that process, where the test goes on. For the
-    /// tests that count registrations: here, a child another test clones
-    /// holds a copy of the pipes' write ends until its exec, so a quick
-    /// command's pipes can still be open after its reap, and are watched
-    /// while they drain.
-    fn rerun_alone(test: &str) -> bool {
-        const ALONE: &str = "QUIRE_TEST_ALONE";
-        if std::env::var_os(ALONE).is_some() {
-            return false;
-        }
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &format!("ci::process::tests::{test}"), "--test-threads=1"])
-            .env(ALONE, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.contains(" 1 passed;"),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        true
+    /// [`rerun_alone`] for this module's `test`. The tests that count
+    /// registrations need it: here, a child another test clones holds a
+    /// copy of the pipes' write ends until its exec, so a quick command's
+    /// pipes can still be open after its reap, and are watched while they
+    /// drain.
+    fn alone(test: &str) -> bool {
+        rerun_alone(&format!("ci::process::tests::{test}"), |_| {})
     }
 
     /// Run `script`: the pipes it had registered, and whether it ran, start to
@@ -1667,7 +1652,7 @@ mod tests {
 
     #[test]
     fn a_quick_commands_pipes_are_read_without_registering_them() {
-        if rerun_alone("a_quick_commands_pipes_are_read_without_registering_them") {
+        if alone("a_quick_commands_pipes_are_read_without_registering_them") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -1694,7 +1679,7 @@ mod tests {
 
     #[test]
     fn after_a_loud_command_the_next_has_its_pipes_watched_at_once() {
-        if rerun_alone("after_a_loud_command_the_next_has_its_pipes_watched_at_once") {
+        if alone("after_a_loud_command_the_next_has_its_pipes_watched_at_once") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
