@@ -584,6 +584,26 @@ fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
 }
 
 #[test]
+fn the_fennel_command_says_modules_resolve_beside_the_file() {
+    let ws = Workspace::empty();
+    ws.write("scripts/main.fnl", "(require \"../x\")\n");
+    let run = Run::from(
+        quire_ci()
+            .arg("fennel")
+            .arg("scripts/main.fnl")
+            .current_dir(ws.path())
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(1);
+    assert_eq!(
+        run.stderr,
+        "  × scripts/main.fnl:1: module '../x' not found: module names are dot-separated words \
+         (letters, digits, _ and -), resolved under scripts/\n\n"
+    );
+}
+
+#[test]
 fn the_fennel_command_shows_a_modules_compile_error_on_its_form() {
     let ws = Workspace::empty();
     ws.write("main.fnl", "(require :bad)\n");

@@ -673,9 +673,19 @@ fn find_module(resolver: &Resolver, name: &str) -> Result<(PathBuf, String), Str
             .split('.')
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     if !valid {
+        // Where names resolve: `.quire/` for a pipeline, the file's directory for `quire-ci fennel`.
+        let under = match &resolver.module_dir {
+            Some(dir) => {
+                let shown = match &resolver.display_root {
+                    Some(root) => dir.strip_prefix(root).unwrap_or(dir),
+                    None => dir,
+                };
+                format!(", resolved under {}/", shown.display())
+            }
+            None => String::new(),
+        };
         return Err(format!(
-            "module '{name}' not found: module names are dot-separated words (letters, digits, _ and -), \
-             resolved under .quire/{builtins}"
+            "module '{name}' not found: module names are dot-separated words (letters, digits, _ and -){under}{builtins}"
         ));
     }
     let Some(dir) = &resolver.module_dir else {
