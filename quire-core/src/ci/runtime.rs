@@ -17,6 +17,7 @@ use super::pipeline::register::caller_location;
 use super::pipeline::{Location, Pipeline, SOURCES, printable};
 use super::process::{self, CommandLine, LogMade, OutputStream, ShError, ShOutput, ShRequest};
 use super::schedule::Stop;
+use crate::diagnostic::render_plain;
 use crate::lua::{name_argument, text_name_argument};
 use crate::secret::Redactor;
 
@@ -151,7 +152,7 @@ impl Emitter {
                     error: error.clone(),
                 },
                 Some(failure) => {
-                    let failure = redactor.redact_str(&crate::diagnostic::render_plain(failure));
+                    let failure = redactor.redact_str(&render_plain(failure));
                     EventKind::RunFinished {
                         outcome: RunOutcome::Failed,
                         error: Some(match &error {
