@@ -582,6 +582,27 @@ fn topological_order(edges: &[Vec<usize>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::{Function, Lua};
+
+    /// `(ci.job id [input] run-fn)`, from no place in particular.
+    fn job(lua: &Lua, id: impl AsRef<[u8]>, input: &str, run_fn: Function) -> JobRegistration {
+        JobRegistration {
+            id: Value::String(lua.create_string(id).unwrap()),
+            inputs: Value::Table(lua.create_sequence_from([input]).unwrap()),
+            run_fn: Value::Function(run_fn),
+            extra_arguments: 0,
+            location: None,
+            builtin: false,
+        }
+    }
+
+    /// What pipeline code registered: `jobs`, and no image.
+    fn registry(jobs: Vec<JobRegistration>) -> Registry {
+        Registry {
+            jobs,
+            ..Registry::default()
+        }
+    }
 
     #[test]
     fn topological_order_keeps_declaration_order_for_ties() {
@@ -611,24 +632,13 @@ mod tests {
     fn suggestions_are_near_misses_only() {
         let lua = mlua::Lua::new();
         let f = lua.create_function(|_, ()| Ok(())).unwrap();
-        let job = |id: &str, input: &str| JobRegistration {
-            id: mlua::Value::String(lua.create_string(id).unwrap()),
-            inputs: mlua::Value::Table(lua.create_sequence_from([input]).unwrap()),
-            run_fn: mlua::Value::Function(f.clone()),
-            extra_arguments: 0,
-            location: None,
-            builtin: false,
-        };
-        let registry = Registry {
-            jobs: vec![
-                job("build", "quire/push"),
-                job("a", "quire/push"),
-                job("t", "biuld"),
-                job("u", "zz"),
-            ],
-            images: vec![],
-            closed: false,
-        };
+        let job = |id: &str, input: &str| job(&lua, id, input, f.clone());
+        let registry = registry(vec![
+            job("build", "quire/push"),
+            job("a", "quire/push"),
+            job("t", "biuld"),
+            job("u", "zz"),
+        ]);
         let errors = validate(&registry).unwrap_err();
         assert_eq!(errors[0].help.as_deref(), Some("did you mean 'build'?"));
         assert!(
@@ -644,21 +654,9 @@ mod tests {
     fn an_id_that_is_not_utf8_is_rejected_not_made_into_text() {
         let lua = mlua::Lua::new();
         let f = lua.create_function(|_, ()| Ok(())).unwrap();
-        let job = |id: &[u8]| JobRegistration {
-            id: mlua::Value::String(lua.create_string(id).unwrap()),
-            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
-            run_fn: mlua::Value::Function(f.clone()),
-            extra_arguments: 0,
-            location: None,
-            builtin: false,
-        };
+        let job = |id: &[u8]| job(&lua, id, "quire/push", f.clone());
         // Two ids that the replacement character would have made one.
-        let errors = validate(&Registry {
-            jobs: vec![job(b"a\xff"), job(b"a\xfe")],
-            images: vec![],
-            closed: false,
-        })
-        .unwrap_err();
+        let errors = validate(&registry(vec![job(b"a\xff"), job(b"a\xfe")])).unwrap_err();
         let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -674,21 +672,9 @@ mod tests {
     fn ids_that_are_not_names_are_rejected_on_the_id() {
         let lua = mlua::Lua::new();
         let f = lua.create_function(|_, ()| Ok(())).unwrap();
-        let job = |id: &str| JobRegistration {
-            id: mlua::Value::String(lua.create_string(id).unwrap()),
-            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
-            run_fn: mlua::Value::Function(f.clone()),
-            extra_arguments: 0,
-            location: None,
-            builtin: false,
-        };
+        let job = |id: &str| job(&lua, id, "quire/push", f.clone());
         let rejected = |id: &str| {
-            let registry = Registry {
-                jobs: vec![job(id)],
-                images: vec![],
-                closed: false,
-            };
-            let errors = validate(&registry).unwrap_err();
+            let errors = validate(&registry(vec![job(id)])).unwrap_err();
             assert_eq!(errors.len(), 1, "{id:?}: {errors:?}");
             assert_eq!(errors[0].argument, Some(ID), "{id:?}");
             errors[0].message.clone()
@@ -704,14 +690,7 @@ mod tests {
             format!("job id '{}…' is 256 bytes long", "é".repeat(20))
         );
         let longest = "j".repeat(255);
-        assert!(
-            validate(&Registry {
-                jobs: vec![job(&longest)],
-                images: vec![],
-                closed: false,
-            })
-            .is_ok()
-        );
+        assert!(validate(&registry(vec![job(&longest)])).is_ok());
         assert_eq!(rejected(""), "job id is empty");
         assert_eq!(rejected("a/b"), "job id 'a/b' contains '/'");
         assert_eq!(rejected("x\0y"), "job id 'x\\0y' contains a control character ('\\0')");
@@ -737,40 +716,24 @@ mod tests {
             "odd \"name\"",
             "build:release",
         ];
-        let registry = Registry {
-            jobs: ids.iter().map(|id| job(id)).collect(),
-            images: vec![],
-            closed: false,
-        };
-        let pipeline = validate(&registry).unwrap();
+        let pipeline = validate(&registry(ids.iter().map(|id| job(id)).collect())).unwrap();
         assert_eq!(pipeline.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids);
     }
 
     #[test]
     fn a_run_fn_takes_at_most_one_argument() {
         let lua = mlua::Lua::new();
-        let job = |id: &str, run_fn: &str| JobRegistration {
-            id: mlua::Value::String(lua.create_string(id).unwrap()),
-            inputs: mlua::Value::Table(lua.create_sequence_from(["quire/push"]).unwrap()),
-            run_fn: mlua::Value::Function(lua.load(run_fn).eval().unwrap()),
-            extra_arguments: 0,
-            location: None,
-            builtin: false,
-        };
-        let registry = Registry {
-            jobs: vec![
-                job("none", "function() end"),
-                job("one", "function(runtime) end"),
-                job("vararg", "function(...) end"),
-                job("one-and-vararg", "function(runtime, ...) end"),
-                job("two", "function(runtime, extra) end"),
-                job("three-and-vararg", "function(a, b, c, ...) end"),
-                job("after", "function() end"),
-            ],
-            images: vec![],
-            closed: false,
-        };
-        let errors = validate(&registry).unwrap_err();
+        let job = |id: &str, run_fn: &str| job(&lua, id, "quire/push", lua.load(run_fn).eval().unwrap());
+        let errors = validate(&registry(vec![
+            job("none", "function() end"),
+            job("one", "function(runtime) end"),
+            job("vararg", "function(...) end"),
+            job("one-and-vararg", "function(runtime, ...) end"),
+            job("two", "function(runtime, extra) end"),
+            job("three-and-vararg", "function(a, b, c, ...) end"),
+            job("after", "function() end"),
+        ]))
+        .unwrap_err();
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -782,16 +745,8 @@ mod tests {
         assert!(errors.iter().all(|e| e.argument == Some(RUN_FN)));
 
         // A C function (a built-in) declares no parameters: it is taken.
-        let print: mlua::Function = lua.globals().get("print").unwrap();
-        let registry = Registry {
-            jobs: vec![JobRegistration {
-                run_fn: mlua::Value::Function(print),
-                ..job("c", "function() end")
-            }],
-            images: vec![],
-            closed: false,
-        };
-        assert!(validate(&registry).is_ok());
+        let print: Function = lua.globals().get("print").unwrap();
+        assert!(validate(&registry(vec![self::job(&lua, "c", "quire/push", print)])).is_ok());
     }
 
     #[test]
