@@ -603,8 +603,7 @@ fn a_server_asking_for_credentials_fails_the_push_without_a_prompt() {
     // Killed if git waits on a prompt (on a terminal); no configured
     // credential helper or askpass may answer.
     let mut timeout = Command::new("timeout");
-    common::isolated_git(&mut timeout);
-    let out = common::without_output_settings(&mut timeout)
+    let out = common::as_tests_expect(&mut timeout)
         .args(["--signal=KILL", "60"])
         .arg(env!("CARGO_BIN_EXE_quire-ci"))
         .args(["-w", ws.path().to_str().unwrap(), "run", "-j", "1"])

@@ -1020,8 +1020,7 @@ fn run_with_stdout_closed(ws: &Workspace, args: &str) -> common::Run {
         .current_dir(ws.path())
         .stdin(std::process::Stdio::null())
         .env("NO_COLOR", "1");
-    common::without_output_settings(&mut cmd);
-    common::isolated_git(&mut cmd);
+    common::as_tests_expect(&mut cmd);
     common::Run::from(cmd.output().unwrap())
 }
 

@@ -29,8 +29,7 @@ fn run_on_a_terminal(ws: &Workspace, args: &str, columns: Option<u16>, no_color:
         command = format!("stty cols {columns} && {command}");
     }
     let mut script = Command::new("script");
-    common::isolated_git(&mut script);
-    common::without_output_settings(&mut script)
+    common::as_tests_expect(&mut script)
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         // script runs the command with $SHELL: the quoting above is sh's.
         .env("SHELL", "/bin/sh")
@@ -103,8 +102,7 @@ fn a_command_that_asks_the_terminal_fails_at_once_instead_of_hanging() {
     let command = format!("'{bin}' -w '{}' run", ws.path().display());
     // `timeout` ends a hang (exit 124), so the test fails rather than waits for ever.
     let mut timeout = Command::new("timeout");
-    common::isolated_git(&mut timeout);
-    let out = common::without_output_settings(&mut timeout)
+    let out = common::as_tests_expect(&mut timeout)
         .args(["60", "script", "-q", "-e", "-c", &command, "/dev/null"])
         .env("SHELL", "/bin/sh")
         .env("NO_COLOR", "1")

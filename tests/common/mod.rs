@@ -94,8 +94,7 @@ impl Workspace {
             .current_dir(self.path())
             .stdin(Stdio::null())
             .env("NO_COLOR", "1");
-        without_output_settings(&mut cmd);
-        isolated_git(&mut cmd);
+        as_tests_expect(&mut cmd);
         let run = Run::from(cmd.output().expect("spawn timeout quire-ci"));
         assert_ne!(
             run.code, 137,
@@ -130,8 +129,7 @@ impl Workspace {
 pub fn quire_ci() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quire-ci"));
     cmd.stdin(Stdio::null()).env_remove("NO_COLOR").env("NO_COLOR", "1");
-    without_output_settings(&mut cmd);
-    isolated_git(&mut cmd);
+    as_tests_expect(&mut cmd);
     // SAFETY: signal() is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -144,14 +142,17 @@ pub fn quire_ci() -> Command {
     cmd
 }
 
-/// `cmd` without the environment that changes how quire-ci draws its
-/// errors (miette reads it): FORCE_COLOR and CLICOLOR_FORCE colour them even
-/// on a pipe and despite NO_COLOR, NO_GRAPHICS narrates them as plain text.
-/// A machine that sets any of them would fail every test of an error's text.
-pub fn without_output_settings(cmd: &mut Command) -> &mut Command {
+/// `cmd`, which starts quire-ci (itself, or through `timeout` or `script`),
+/// with the machine's settings that would change what the tests compare
+/// taken away: git's (see [`isolated_git`]), and the environment that
+/// changes how quire-ci draws its errors (miette reads it): FORCE_COLOR and
+/// CLICOLOR_FORCE colour them even on a pipe and despite NO_COLOR,
+/// NO_GRAPHICS narrates them as plain text.
+pub fn as_tests_expect(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("FORCE_COLOR")
         .env_remove("CLICOLOR_FORCE")
-        .env_remove("NO_GRAPHICS")
+        .env_remove("NO_GRAPHICS");
+    isolated_git(cmd)
 }
 
 /// `cmd` with git (the tests' own, or the one quire-ci runs) as on a
