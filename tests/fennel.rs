@@ -482,6 +482,23 @@ fn errors_of_runtime_functions_caught_with_pcall_are_strings() {
     );
 }
 
+/// `quire-ci fennel ARGS...`, run from inside `ws`.
+fn fennel(ws: &Workspace, args: &[&str]) -> Run {
+    Run::from(
+        quire_ci()
+            .arg("fennel")
+            .args(args)
+            .current_dir(ws.path())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The absolute path of `file` in `ws`.
+fn absolute(ws: &Workspace, file: &str) -> String {
+    ws.path().join(file).to_str().unwrap().to_string()
+}
+
 #[test]
 fn the_fennel_command_runs_a_file_with_print_on_stdout() {
     let ws = Workspace::empty();
@@ -490,13 +507,7 @@ fn the_fennel_command_runs_a_file_with_print_on_stdout() {
         "main.fnl",
         "(local {: greet} (require :lib.greet))\n(print (greet :world) (+ 1 2))\n",
     );
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg(ws.path().join("main.fnl"))
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &[&absolute(&ws, "main.fnl")]);
     run.assert_code(0);
     assert_eq!(run.stdout, "hello world\t3\n");
 }
@@ -505,14 +516,7 @@ fn the_fennel_command_runs_a_file_with_print_on_stdout() {
 fn the_fennel_command_compiles_to_lua_and_reports_errors() {
     let ws = Workspace::empty();
     ws.write("ok.fnl", "(local x 1)\n(print (+ x 2))\n");
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg("--compile")
-            .arg(ws.path().join("ok.fnl"))
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &["--compile", &absolute(&ws, "ok.fnl")]);
     run.assert_code(0);
     assert!(run.stdout.contains("print"), "{}", run.stdout);
     // Line-preserving: the print call is on line 2 of the Lua too.
@@ -523,13 +527,7 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
     );
     assert!(run.stdout.ends_with(")\n"), "the last line is ended: {:?}", run.stdout);
     ws.write("bad.fnl", "(print \"a\")\n(print (undefined-thing))\n");
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg(ws.path().join("bad.fnl"))
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &[&absolute(&ws, "bad.fnl")]);
     run.assert_code(1);
     assert_eq!(run.stdout, "", "nothing runs before the whole file compiles");
     assert!(
@@ -538,13 +536,7 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
         "{}",
         run.stderr
     );
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg(ws.path().join("missing.fnl"))
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &[&absolute(&ws, "missing.fnl")]);
     run.assert_code(2);
 }
 
@@ -552,14 +544,7 @@ fn the_fennel_command_compiles_to_lua_and_reports_errors() {
 fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
     let ws = Workspace::empty();
     let fennel = |file: &str| {
-        let run = Run::from(
-            quire_ci()
-                .arg("fennel")
-                .arg(file)
-                .current_dir(ws.path())
-                .output()
-                .unwrap(),
-        );
+        let run = fennel(&ws, &[file]);
         run.assert_code(1);
         run
     };
@@ -587,14 +572,7 @@ fn the_fennel_command_says_the_pipeline_modules_are_for_pipelines_only() {
 fn the_fennel_command_says_modules_resolve_beside_the_file() {
     let ws = Workspace::empty();
     ws.write("scripts/main.fnl", "(require \"../x\")\n");
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg("scripts/main.fnl")
-            .current_dir(ws.path())
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &["scripts/main.fnl"]);
     run.assert_code(1);
     assert_eq!(
         run.stderr,
@@ -608,14 +586,7 @@ fn the_fennel_command_shows_a_modules_compile_error_on_its_form() {
     let ws = Workspace::empty();
     ws.write("main.fnl", "(require :bad)\n");
     ws.write("bad.fnl", "(print \"é\")\n(print (undefined-thing))\n");
-    let run = Run::from(
-        quire_ci()
-            .arg("fennel")
-            .arg("main.fnl")
-            .current_dir(ws.path())
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &["main.fnl"]);
     run.assert_code(1);
     assert_eq!(
         run.stderr,
@@ -638,16 +609,7 @@ fn the_fennel_command_names_a_file_it_cannot_read_once_with_the_systems_reason()
     let ws = Workspace::empty();
     std::fs::create_dir(ws.path().join("dir.fnl")).unwrap();
     ws.write("main.fnl", "(require :dir)\n");
-    let fennel = |args: &[&str]| {
-        Run::from(
-            quire_ci()
-                .arg("fennel")
-                .args(args)
-                .current_dir(ws.path())
-                .output()
-                .unwrap(),
-        )
-    };
+    let fennel = |args: &[&str]| fennel(&ws, args);
     for args in [&["dir.fnl"][..], &["--compile", "dir.fnl"]] {
         let run = fennel(args);
         run.assert_code(2);
@@ -672,13 +634,7 @@ fn the_fennel_command_names_a_file_it_cannot_read_once_with_the_systems_reason()
 fn the_fennel_command_compiling_a_file_that_is_not_utf8_points_at_the_byte() {
     let ws = Workspace::empty();
     std::fs::write(ws.path().join("latin1.fnl"), b"(print \"caf\xe9\")\n").unwrap();
-    let run = Run::from(
-        quire_ci()
-            .args(["fennel", "--compile", "latin1.fnl"])
-            .current_dir(ws.path())
-            .output()
-            .unwrap(),
-    );
+    let run = fennel(&ws, &["--compile", "latin1.fnl"]);
     run.assert_code(1);
     assert_eq!(run.stdout, "");
     run.assert_stderr_lines(&[
