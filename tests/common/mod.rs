@@ -71,13 +71,19 @@ impl Workspace {
 
     /// The command `run_events` runs, to add environment to before running.
     pub fn events_command(&self, extra: &[&str]) -> Command {
+        let args = self.events_args(extra);
+        self.command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The arguments of [`Workspace::run_events`].
+    fn events_args(&self, extra: &[&str]) -> Vec<String> {
         let out = self.path().join("out");
         let mut args = vec!["run", "--events", "stdout", "--out-dir", out.to_str().unwrap()];
         if !extra.contains(&"-j") {
             args.extend(["-j", "1"]);
         }
         args.extend_from_slice(extra);
-        self.command(&args)
+        args.into_iter().map(String::from).collect()
     }
 
     /// [`Workspace::run`], killed (exit code -1) if it runs past `limit`: for
@@ -106,13 +112,8 @@ impl Workspace {
 
     /// [`Workspace::run_events`] within `limit` (see [`Workspace::run_within`]).
     pub fn run_events_within(&self, limit: std::time::Duration, extra: &[&str]) -> Run {
-        let out = self.path().join("out");
-        let mut args = vec!["run", "--events", "stdout", "--out-dir", out.to_str().unwrap()];
-        if !extra.contains(&"-j") {
-            args.extend(["-j", "1"]);
-        }
-        args.extend_from_slice(extra);
-        self.run_within(limit, &args)
+        let args = self.events_args(extra);
+        self.run_within(limit, &args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     pub fn log(&self, job: &str, n: u32) -> String {
